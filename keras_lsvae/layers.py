@@ -1,0 +1,70 @@
+"""Layers: reparameterised Gaussian sampling and the building blocks of the networks.
+
+Layers return tensors; distributions are built inside losses (keras_lsvae.losses).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+SAMPLING_MODES = ("sample", "mode")
+
+
+class GaussianSample(keras.layers.Layer):
+    """z = μ + exp(½ log σ²) ⊙ ε with ε ~ N(0, I) (Algorithm 1 lines 13–14).
+
+    ``mode="sample"`` draws ε from a seeded ``keras.random.SeedGenerator`` attached to the layer,
+    so a run with a fixed seed is reproducible and the generator state is saved with the model;
+    ``mode="mode"`` returns μ (deterministic: export, evaluation, parity tests).
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, mean, log_var, mode="sample"):
+        if mode == "mode":
+            return mean
+        if mode != "sample":
+            raise ValueError(f"unknown sampling mode {mode!r}; known: {SAMPLING_MODES}")
+        noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator, dtype=mean.dtype)
+        return mean + ops.exp(0.5 * log_var) * noise
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def maybe_spectral_norm(layer, spectral_norm: bool):
+    """Wrap ``layer`` in ``keras.layers.SpectralNormalization`` (Miyato et al. 2018) if asked."""
+    return keras.layers.SpectralNormalization(layer) if spectral_norm else layer
+
+
+def conv_block(x, filters, *, strides=2, norm=True, spectral_norm=False, activation="leaky_relu",
+               name=None):
+    """Conv 4×4 (stride 2 halves H and W) → optional batch norm → activation."""
+    conv = keras.layers.Conv2D(filters, 4, strides=strides, padding="same", use_bias=not norm,
+                               name=None if name is None else f"{name}_conv")
+    x = maybe_spectral_norm(conv, spectral_norm)(x)
+    if norm:
+        x = keras.layers.BatchNormalization(name=None if name is None else f"{name}_bn")(x)
+    return keras.layers.Activation(activation)(x)
+
+
+def deconv_block(x, filters, *, norm=True, activation="relu", name=None):
+    """Transposed conv 4×4 stride 2 (doubles H and W) → optional batch norm → activation."""
+    x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not norm,
+                                     name=None if name is None else f"{name}_deconv")(x)
+    if norm:
+        x = keras.layers.BatchNormalization(name=None if name is None else f"{name}_bn")(x)
+    return keras.layers.Activation(activation)(x)
+
+
+def dense_block(x, units, *, norm=False, spectral_norm=False, activation="leaky_relu", name=None):
+    """Dense → optional batch norm → activation (the MLPs of the toy experiments, §4.1)."""
+    dense = keras.layers.Dense(units, name=None if name is None else f"{name}_dense")
+    x = maybe_spectral_norm(dense, spectral_norm)(x)
+    if norm:
+        x = keras.layers.BatchNormalization()(x)
+    return keras.layers.Activation(activation)(x)

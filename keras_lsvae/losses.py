@@ -1,0 +1,131 @@
+"""Losses as pure, documented functions.
+
+Conventions (see docs/design.md): every loss returns one scalar; per-sample terms are **summed
+over their dimensions**, then **averaged over the batch**; loss weights (λ) are applied by the
+model, not here. Adversary losses take logits. Distributions are built inside the losses that
+need them. Equation numbers are those of Lr-LiVAE (Zheng & Sun, CVPR 2019) unless stated.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_lsvae import distributions as dists
+
+
+def _batch_mean(per_sample):
+    return tf.reduce_mean(per_sample)
+
+
+def reconstruction_loss(images, reconstructions):
+    """L_rec = ½ ‖x − x'‖²₂ (Algorithm 1, line 20), summed over pixels, mean over the batch."""
+    axes = tf.range(1, tf.rank(images))
+    return _batch_mean(0.5 * tf.reduce_sum(tf.square(images - reconstructions), axis=axes))
+
+
+def kl_standard_normal(mean, log_var):
+    """L_kl = D_KL[N(μ, Σ) ‖ N(0, I)] (Eq. 3), closed form through TFP, summed over dims.
+
+    Equals ½ Σ_d (σ²_d + μ²_d − 1 − log σ²_d).
+    """
+    posterior = dists.diagonal_normal(mean, tf.exp(log_var))
+    return _batch_mean(posterior.kl_divergence(dists.standard_normal_like(mean)))
+
+
+def kl_diagonal_normals(mean, log_var, prior_mean, prior_var):
+    """D_KL[N(μ, diag e^{log_var}) ‖ N(prior_mean, diag prior_var)], summed over dims, batch mean.
+
+    Used by CSVAE's subspace priors and by the semi-supervised prior of Eq. 11.
+    """
+    posterior = dists.diagonal_normal(mean, tf.exp(log_var))
+    prior = dists.diagonal_normal(prior_mean, prior_var)
+    return _batch_mean(posterior.kl_divergence(prior))
+
+
+def gm_logits(z_s, means, variances, labels=None, margin=0.0):
+    """Logits of the Gaussian-mixture posterior q(c | z_s) (Eq. 8 numerator), shape (B, C).
+
+    logit_k = log N(z_s; μ_k, Σ_k) + log p(k), with uniform p(k) dropped (it cancels). With a
+    margin α > 0 (GM loss [39], Wan et al. 2018) the true class's Mahalanobis term is enlarged to
+    (1 + α)·d_y, which makes classification harder during training only.
+    """
+    log_lik, mahalanobis, _ = dists.gaussian_log_likelihoods(z_s, means, variances)
+    if labels is not None and margin:
+        one_hot = tf.one_hot(labels, tf.shape(means)[0], dtype=z_s.dtype)
+        log_lik = log_lik - 0.5 * margin * mahalanobis * one_hot
+    return log_lik
+
+
+def gm_classification_loss(z_s, labels, means, variances, margin=0.0):
+    """L_cls (Eq. 8) = −log [N(ẑ_s|μ_y,Σ_y) p(y) / Σ_k N(ẑ_s|μ_k,Σ_k) p(k)], batch mean.
+
+    Sparse softmax cross-entropy on :func:`gm_logits`, i.e. fully in log space: finite for
+    512-dimensional z_s where the densities themselves under/overflow.
+    """
+    logits = gm_logits(z_s, means, variances, labels=labels, margin=margin)
+    return _batch_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def likelihood_loss(z_s, mean, variance):
+    """L_lkd = −log N(ẑ_s; μ, Σ) (Eq. 7), with the full Gaussian constant, batch mean.
+
+    ``mean`` and ``variance`` are per sample, shape (B, D): μ_y and σ²_y gathered by label, or
+    the Eq. 11 moments (μ_t, σ²_t) broadcast for unlabeled data (§3.6).
+    """
+    return _batch_mean(-dists.diagonal_normal(mean, variance).log_prob(z_s))
+
+
+def gm_loss(z_s, labels, means, variances, lkd_weight=0.1, margin=0.0):
+    """L_GM = L_cls + λ_lkd L_lkd (Eq. 9). Returns (L_GM, L_cls, L_lkd)."""
+    cls = gm_classification_loss(z_s, labels, means, variances, margin=margin)
+    lkd = likelihood_loss(z_s, tf.gather(means, labels), tf.gather(variances, labels))
+    return cls + lkd_weight * lkd, cls, lkd
+
+
+def adversarial_classifier_loss(logits, labels):
+    """L_C^adv (Eq. 4): cross-entropy of the latent classifier q_ω(c|z_u) against the label."""
+    return _batch_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def adversarial_encoder_loss(logits):
+    """L_E^adv (Eq. 5) = −Σ_c (1/C) log q_ω(c|z_u): cross-entropy against the uniform target."""
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    return _batch_mean(-tf.reduce_mean(log_probs, axis=-1))
+
+
+def discriminator_loss(real_logits, fake_logits_list, kind="nonsaturating"):
+    """L_D^adv (Eq. 10 / Algorithm 1 line 23) from logits of D(x, c).
+
+    ``nonsaturating``: −log D(x) − Σ_fakes log(1 − D(x')) = softplus(−l_real) + Σ softplus(l_fake).
+    ``hinge`` (as the authors' code used): relu(1 − l_real) + Σ relu(1 + l_fake).
+    ``fake_logits_list`` holds one tensor per fake source (reconstructions x'_f, samples x'_p).
+    """
+    if kind == "nonsaturating":
+        loss = _batch_mean(tf.nn.softplus(-real_logits))
+        for fake in fake_logits_list:
+            loss += _batch_mean(tf.nn.softplus(fake))
+    elif kind == "hinge":
+        loss = _batch_mean(tf.nn.relu(1.0 - real_logits))
+        for fake in fake_logits_list:
+            loss += _batch_mean(tf.nn.relu(1.0 + fake))
+    else:
+        raise ValueError(f"unknown GAN loss {kind!r}; known: nonsaturating, hinge")
+    return loss
+
+
+def generator_loss(fake_logits_list, kind="nonsaturating"):
+    """L_GD^adv (Eq. 10, generator side / Algorithm 1 line 24) from logits of D on fakes.
+
+    ``nonsaturating``: −Σ log D(x') = Σ softplus(−l_fake). ``hinge``: −Σ l_fake.
+    """
+    if kind not in ("nonsaturating", "hinge"):
+        raise ValueError(f"unknown GAN loss {kind!r}; known: nonsaturating, hinge")
+    loss = 0.0
+    for fake in fake_logits_list:
+        loss += _batch_mean(tf.nn.softplus(-fake) if kind == "nonsaturating" else -fake)
+    return loss
+
+
+GAN_LOSSES = ("nonsaturating", "hinge")

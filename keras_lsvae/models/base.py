@@ -1,0 +1,166 @@
+"""Shared machinery of every model: input validation, multi-optimizer compile, replica-correct
+updates, loss trackers, batched inference.
+
+Why the replica scaling: Keras optimizers **sum** gradients across replicas under
+``MirroredStrategy``. A per-replica loss that is a mean over the local batch therefore applies R
+times the update of one replica on the same global batch (measured, DESIGN.md). Every objective
+is divided by ``num_replicas_in_sync`` before differentiation (:meth:`apply_objective`), which
+makes 1- and 2-replica updates identical (tests/test_distribute.py).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class LabelSplitModel(keras.Model):
+    """Base class of the models: see the module docstring.
+
+    Subclasses define ``OBJECTIVES`` (the names of their optimizers, in order), implement
+    :meth:`objective_variables` (name -> variable list), ``compute_losses`` and ``train_step``.
+
+    Args:
+        input_shape: shape of one example: (H, W, C) images in [0, 1], or (D,) vectors.
+        num_classes: K for class labels (or the number of attributes for attribute models).
+        seed: seeds initialisers and every ``SeedGenerator`` of the model.
+    """
+
+    OBJECTIVES: Sequence[str] = ()
+    #: examples per row that ``train_step`` expects (data.load(group=...)); see LrLiVAE.
+    data_group = 1
+
+    def __init__(self, input_shape, num_classes, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.example_shape = tuple(int(d) for d in input_shape)
+        if len(self.example_shape) not in (1, 3):
+            raise ValueError(
+                f"input_shape must be (H, W, C) for images or (D,) for vectors, got {input_shape}")
+        self.is_image = len(self.example_shape) == 3
+        self.num_classes = int(num_classes)
+        self.seed = int(seed)
+        self._trackers: Dict[str, keras.metrics.Mean] = {}
+        self._compile_kwargs = {}
+
+    # ----------------------------------------------------------------------------- validation
+    def check_images(self, images, name="images"):
+        """Validate eagerly: shape (N, *example_shape), finite, and in [0, 1] for images."""
+        array = np.asarray(images, dtype=np.float32)
+        if array.ndim != len(self.example_shape) + 1 or array.shape[1:] != self.example_shape:
+            raise ValueError(
+                f"{name}: expected shape (N, {', '.join(map(str, self.example_shape))}), "
+                f"got {array.shape}")
+        if array.shape[0] == 0:
+            raise ValueError(f"{name}: empty batch")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        if self.is_image and (array.min() < 0.0 or array.max() > 1.0):
+            raise ValueError(
+                f"{name}: values must lie in [0, 1] (float32), got range "
+                f"[{array.min():.3g}, {array.max():.3g}]; divide uint8 images by 255")
+        return tf.convert_to_tensor(array)
+
+    def check_labels(self, labels, name="labels"):
+        """Validate eagerly: integer class ids in [0, num_classes)."""
+        array = np.asarray(labels)
+        if array.ndim != 1:
+            raise ValueError(f"{name}: expected a 1-D vector of class ids, got shape {array.shape}")
+        if array.size and (not np.issubdtype(array.dtype, np.integer)
+                           and not np.all(np.equal(np.mod(array, 1), 0))):
+            raise ValueError(f"{name}: class ids must be integers, got {array.dtype}")
+        array = array.astype(np.int32)
+        if array.size and (array.min() < 0 or array.max() >= self.num_classes):
+            raise ValueError(
+                f"{name}: class ids must lie in [0, {self.num_classes}), got range "
+                f"[{array.min()}, {array.max()}]")
+        return tf.convert_to_tensor(array)
+
+    # ------------------------------------------------------------------------------ compile
+    def make_optimizer(self, name: str, learning_rate: float, beta_1: float, beta_2: float):
+        return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                     name=f"{name}_optimizer")
+
+    def compile(self, learning_rate=5e-4, beta_1=0.5, beta_2=0.999, learning_rates=None,
+                jit_compile=False, **kwargs):
+        """One Adam optimizer per objective (Algorithm 1 lines 25–29 give each sub-network its
+        own), built here on its variable list so no variable is created inside a step.
+
+        ``learning_rates`` overrides the rate per objective name (e.g. {"gm_variance": 5e-5}).
+        """
+        overrides = dict(learning_rates or {})
+        unknown = set(overrides) - set(self.OBJECTIVES)
+        if unknown:
+            raise ValueError(f"unknown objectives {sorted(unknown)}; known: {list(self.OBJECTIVES)}")
+        self.objective_optimizers = {}
+        variables = self.objective_variables()
+        for name in self.OBJECTIVES:
+            optimizer = self.make_optimizer(name, overrides.get(name, learning_rate), beta_1,
+                                            beta_2)
+            optimizer.build(variables[name])
+            self.objective_optimizers[name] = optimizer
+        self._compile_kwargs = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                    learning_rates=overrides, jit_compile=jit_compile)
+        super().compile(jit_compile=jit_compile, **kwargs)
+
+    def get_compile_config(self):
+        return dict(self._compile_kwargs)
+
+    def compile_from_config(self, config):
+        self.compile(**config)
+
+    @property
+    def optimizer_list(self) -> List[keras.optimizers.Optimizer]:
+        return [self.objective_optimizers[name] for name in self.OBJECTIVES]
+
+    def objective_variables(self) -> Dict[str, list]:
+        raise TypeError(f"{type(self).__name__} must define objective_variables()")
+
+    # ------------------------------------------------------------------------------ updates
+    @staticmethod
+    def num_replicas():
+        return tf.distribute.get_strategy().num_replicas_in_sync
+
+    def apply_objective(self, tape, name, loss):
+        """Differentiate ``loss`` w.r.t. objective ``name``'s variables only and apply it with
+        that objective's optimizer, scaled for the number of replicas (module docstring)."""
+        variables = self.objective_variables()[name]
+        # Scale the gradients, not the loss: ops after the tape's block are not recorded.
+        scale = 1.0 / self.num_replicas()
+        grads = tape.gradient(loss, variables)
+        pairs = [(g * scale, v) for g, v in zip(grads, variables) if g is not None]
+        if pairs:
+            self.objective_optimizers[name].apply_gradients(pairs)
+
+    # ------------------------------------------------------------------------------ logging
+    def init_trackers(self, keys: Sequence[str]):
+        """Create one running mean per log key, outside any traced step (variables must not be
+        created inside ``tf.function`` or in a replica context)."""
+        for key in keys:
+            self._trackers[key] = keras.metrics.Mean(name=key)
+
+    def track(self, values: Dict[str, tf.Tensor]):
+        """Update the running means of ``values`` and return every tracker's result."""
+        for key, value in values.items():
+            self._trackers[key].update_state(value)
+        return {key: self._trackers[key].result() for key in values}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    # ------------------------------------------------------------------------------ helpers
+    @staticmethod
+    def batched(fn, *arrays, batch_size=256):
+        """Apply ``fn`` to slices of ``arrays`` and concatenate (dict or tensor outputs)."""
+        n = int(np.shape(arrays[0])[0])
+        outputs = [fn(*(a[i:i + batch_size] for a in arrays)) for i in range(0, n, batch_size)]
+        if isinstance(outputs[0], dict):
+            return {k: tf.concat([o[k] for o in outputs], axis=0) for k in outputs[0]}
+        return tf.concat(outputs, axis=0)
+
+    def get_config(self):
+        return {"input_shape": list(self.example_shape), "num_classes": self.num_classes,
+                "seed": self.seed, "name": self.name}

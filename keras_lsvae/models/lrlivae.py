@@ -1,0 +1,520 @@
+"""Lr-LiVAE: "Disentangling Latent Space for VAE by Label Relevant/Irrelevant Dimensions"
+(Zheng & Sun, CVPR 2019). Equation and line numbers below refer to that paper.
+
+Networks (Fig. 1): Encoder^s (ψ) maps x to a deterministic label-relevant code ẑ_s (the Dirac
+posterior of §3.3); Encoder^u (φ) gives q(z_u|x) = N(μ, Σ); a Decoder (θ) maps concat(z_s, z_u)
+to x'; an adversarial classifier (ω) predicts c from z_u; a pixel discriminator D(x, c) (θ_d)
+uses the label by projection [29]. The prior of z_s is a learned per-class Gaussian mixture
+(Eq. 6, :class:`keras_lsvae.distributions.GaussianMixturePrior`).
+
+Training (Algorithm 1), one ``train_step``:
+  * GM stage, lines 2–9: ``n_gm`` updates of ψ and the prior on L_GM = L_cls + λ_lkd L_lkd
+    (Eq. 7–9), each on a fresh batch: the data set groups ``n_gm + 1`` consecutive examples per
+    row (``keras_lsvae.data.load(group=model.data_group)``), column k being batch k; an
+    ungrouped batch is reused for every stage. The means and the variances have separate
+    optimizers (``gm`` and ``gm_variance``) so the variances can learn more slowly.
+  * Joint stage, lines 10–29: one update of each of ψ, φ, ω, θ, θ_d with its own optimizer on
+    exactly its own objective (lines 25–29). The prior does not move in this stage.
+  * Semi-supervised fine-tuning (§3.6): unlabeled images add L_rec, L_kl and L_lkd towards the
+    moment-matched Gaussian N(μ_t, Σ_t) of Eq. 11; L_GM, L_E^adv and L_C^adv are not applied
+    to them, and D sees them without a label (its projection term is zero).
+
+Loss weights (DESIGN.md "Fidelity notes"): the paper's text sets λ_kl = 10/N_pixel and
+λ_rec = 1/N_zu in φ's objective (line 26); the authors' released code instead weights L_rec by
+10/N_pixel (10 × the per-pixel mean) everywhere and L_kl by 1/N_zu (a mean over dimensions).
+``loss_weighting="code"`` (default) follows the code, because with the text's weights the
+reconstruction term of ψ and θ (weight 1, summed over pixels) dwarfs every other term and the
+KL on z_u nearly vanishes; ``"paper"`` follows the text. Explicit ``rec_weight``,
+``zu_rec_weight`` and ``kl_weight`` override either. N_pixel counts H·W·C values.
+
+Log keys (stable): gm_loss, gm_cls, gm_lkd, gm_accuracy (GM stage); rec, kl, lkd, adv_encoder,
+adv_classifier, adv_accuracy, d_loss, g_loss (joint stage, labeled); u_rec, u_kl, u_lkd,
+u_d_loss, u_g_loss (unlabeled data, only when present).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_lsvae import distributions as dists
+from keras_lsvae import losses as L
+from keras_lsvae import masks as masks_lib
+from keras_lsvae import networks
+from keras_lsvae.layers import GaussianSample
+from keras_lsvae.models.base import LabelSplitModel
+from keras_lsvae.registry import MODELS
+
+LOSS_WEIGHTINGS = ("code", "paper")
+
+
+@MODELS.register("lrlivae")
+@keras.saving.register_keras_serializable(package="keras_lsvae")
+class LrLiVAE(LabelSplitModel):
+    """Lr-LiVAE (module docstring). Arguments:
+
+    input_shape, num_classes, seed: see :class:`LabelSplitModel`.
+    zs_dim, zu_dim: sizes of z_s and z_u.
+    width: channels of the first conv block (doubling per stage); mlp_units for vector data.
+    latent_classifier_units: hidden layers of q_ω(c|z_u).
+    n_gm: GM-stage iterations per joint iteration (Algorithm 1, default 3).
+    lkd_weight: λ_lkd (0.1, §4.2). margin: α of the GM loss (0 = off).
+    loss_weighting, rec_weight, zu_rec_weight, kl_weight: see the module docstring.
+    adv_weight: weight of L_E^adv in φ's objective (1 in line 26).
+    gan_weight: weight of L_GD^adv in θ's objective (1 in line 28); 0 removes the
+        discriminator from training entirely (a plain Lr-LiVAE without pixel GAN).
+    gan_loss: "nonsaturating" (Eq. 10) or "hinge" (the authors' code).
+    spectral_norm: spectral normalisation in D.
+    min_variance, init_variance, mean_init_stddev: the prior's parameterisation.
+    variance_lr_multiplier: the prior variances' learning rate relative to the base rate.
+    train_sampling: "sample" (reparameterised z_u, Algorithm 1 line 14) or "mode" (z_u = μ and
+        z'_s = μ_y, z'_u = 0 for the GAN fakes: deterministic, for parity tests).
+    """
+
+    OBJECTIVES = ("gm", "gm_variance", "encoder_s", "encoder_u", "latent_classifier", "decoder",
+                  "discriminator")
+    LOG_KEYS = ("gm_loss", "gm_cls", "gm_lkd", "gm_accuracy", "rec", "kl", "lkd", "adv_encoder",
+                "adv_classifier", "adv_accuracy", "d_loss", "g_loss", "u_rec", "u_kl", "u_lkd",
+                "u_d_loss", "u_g_loss")
+
+    def __init__(self, input_shape, num_classes, zs_dim=16, zu_dim=16, width=32,
+                 mlp_units=networks.DEFAULT_MLP_UNITS, latent_classifier_units=(256, 256), n_gm=3,
+                 lkd_weight=0.1, margin=0.0, loss_weighting="code", rec_weight=None,
+                 zu_rec_weight=None, kl_weight=None, adv_weight=1.0, gan_weight=1.0,
+                 gan_loss="nonsaturating", spectral_norm=False, min_variance=1e-3,
+                 init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=0.1,
+                 train_sampling="sample", seed=0, name="lrlivae", **kwargs):
+        super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got "
+                             f"{loss_weighting!r}")
+        if gan_loss not in L.GAN_LOSSES:
+            raise ValueError(f"gan_loss must be one of {L.GAN_LOSSES}, got {gan_loss!r}")
+        if train_sampling not in ("sample", "mode"):
+            raise ValueError(f"train_sampling must be 'sample' or 'mode', got {train_sampling!r}")
+        if n_gm < 0:
+            raise ValueError(f"n_gm must be >= 0, got {n_gm}")
+        self.zs_dim, self.zu_dim = int(zs_dim), int(zu_dim)
+        self.width = int(width)
+        self.mlp_units = tuple(mlp_units)
+        self.latent_classifier_units = tuple(latent_classifier_units)
+        self.n_gm = int(n_gm)
+        self.data_group = self.n_gm + 1
+        self.lkd_weight, self.margin = float(lkd_weight), float(margin)
+        self.loss_weighting = loss_weighting
+        self.adv_weight, self.gan_weight = float(adv_weight), float(gan_weight)
+        self.gan_loss, self.spectral_norm = gan_loss, bool(spectral_norm)
+        self.variance_lr_multiplier = float(variance_lr_multiplier)
+        self.train_sampling = train_sampling
+        self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
+                                      kl_weight=kl_weight)
+        num_pixels = float(np.prod(self.example_shape))
+        if loss_weighting == "code":
+            defaults = dict(rec_weight=10.0 / num_pixels, zu_rec_weight=10.0 / num_pixels,
+                            kl_weight=1.0 / self.zu_dim)
+        else:
+            defaults = dict(rec_weight=1.0, zu_rec_weight=1.0 / self.zu_dim,
+                            kl_weight=10.0 / num_pixels)
+        resolved = {k: float(v if v is not None else defaults[k])
+                    for k, v in self._weight_overrides.items()}
+        self.rec_weight = resolved["rec_weight"]
+        self.zu_rec_weight = resolved["zu_rec_weight"]
+        self.kl_weight = resolved["kl_weight"]
+
+        shape = self.example_shape
+        self.encoder_s = networks.build_encoder(shape, {"z_s": self.zs_dim}, width=width,
+                                                mlp_units=self.mlp_units, name="encoder_s")
+        self.encoder_u = networks.build_encoder(shape, {"mean": self.zu_dim,
+                                                        "log_var": self.zu_dim},
+                                                width=width, mlp_units=self.mlp_units,
+                                                name="encoder_u")
+        self.decoder = networks.build_decoder([self.zs_dim, self.zu_dim], shape, width=width,
+                                              mlp_units=self.mlp_units, name="decoder")
+        self.latent_classifier = networks.build_latent_classifier(
+            self.zu_dim, num_classes, hidden=self.latent_classifier_units)
+        self.discriminator = networks.build_discriminator(
+            shape, num_classes, width=width, mlp_units=self.mlp_units,
+            spectral_norm=self.spectral_norm)
+        self.prior = dists.GaussianMixturePrior(num_classes, self.zs_dim,
+                                                min_variance=min_variance,
+                                                init_variance=init_variance,
+                                                mean_init_stddev=mean_init_stddev, seed=seed,
+                                                name="gm_prior")
+        self.prior.built = True  # weights are created in its __init__
+        self.sampler = GaussianSample(seed=seed, name="zu_sampler")
+        self.sample_seed_generator = keras.random.SeedGenerator(seed + 1)
+        self.init_trackers(self.LOG_KEYS)
+        self.built = True
+
+    # ------------------------------------------------------------------ variables & optimizers
+    def objective_variables(self):
+        return {
+            "gm": self.encoder_s.trainable_variables + [self.prior.means],
+            "gm_variance": [self.prior.raw_variances],
+            "encoder_s": self.encoder_s.trainable_variables,
+            "encoder_u": self.encoder_u.trainable_variables,
+            "latent_classifier": self.latent_classifier.trainable_variables,
+            "decoder": self.decoder.trainable_variables,
+            "discriminator": self.discriminator.trainable_variables,
+        }
+
+    def compile(self, learning_rate=5e-4, learning_rates=None, **kwargs):
+        """Adam with α = 5e-4 (§4.2) per objective; the prior variances at
+        ``variance_lr_multiplier`` × that rate unless ``learning_rates`` says otherwise."""
+        rates = {"gm_variance": learning_rate * self.variance_lr_multiplier}
+        rates.update(learning_rates or {})
+        super().compile(learning_rate=learning_rate, learning_rates=rates, **kwargs)
+
+    def prior_means(self):
+        return self.prior.means
+
+    def prior_variances(self):
+        return self.prior.variances()
+
+    # ---------------------------------------------------------------------------- losses
+    def _sample_prior(self, labels, mode):
+        """z'_s ~ p(z_s|y) and z'_u ~ N(0, I) (Algorithm 1 line 21); the prior is held fixed."""
+        means = tf.stop_gradient(tf.gather(self.prior.means, labels))
+        variances = tf.stop_gradient(tf.gather(self.prior.variances(), labels))
+        if mode == "mode":
+            return means, tf.zeros([tf.shape(labels)[0], self.zu_dim], means.dtype)
+        eps_s = keras.random.normal(tf.shape(means), seed=self.sample_seed_generator)
+        eps_u = keras.random.normal([tf.shape(labels)[0], self.zu_dim],
+                                    seed=self.sample_seed_generator)
+        return means + tf.sqrt(variances) * eps_s, eps_u
+
+    def compute_gm_losses(self, images, labels, training=True):
+        """L_GM (Eq. 9) and its parts on one batch (Algorithm 1 lines 3–5)."""
+        z_s = self.encoder_s(images, training=training)["z_s"]
+        means, variances = self.prior(None)
+        gm, cls, lkd = L.gm_loss(z_s, labels, means, variances, self.lkd_weight, self.margin)
+        logits = L.gm_logits(z_s, means, variances)
+        accuracy = tf.reduce_mean(tf.cast(
+            tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels), tf.float32))
+        return {"gm_loss": gm, "gm_cls": cls, "gm_lkd": lkd, "gm_accuracy": accuracy}
+
+    def _discriminate(self, real, fakes, label_codes):
+        """One D pass over [real, *fakes] (same label codes), split back into logits."""
+        count = len(fakes) + 1
+        logits = self.discriminator(
+            [tf.concat([real, *fakes], 0), tf.concat([label_codes] * count, 0)], training=True)
+        parts = tf.split(logits, count, axis=0)
+        return parts[0], parts[1:]
+
+    def compute_losses(self, images=None, labels=None, unlabeled=None, training=True):
+        """Every joint-stage loss (Algorithm 1 lines 10–24) and the objective of each optimizer
+        (lines 25–29). Returns {"objectives": {name: loss}, "logs": {key: value}}."""
+        mode = self.train_sampling if training else "mode"
+        objectives = {k: 0.0 for k in ("encoder_s", "encoder_u", "decoder", "discriminator")}
+        logs = {}
+        if images is not None:
+            enc_u = self.encoder_u(images, training=training)
+            z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
+            kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
+            class_logits = self.latent_classifier(z_u, training=training)
+            adv_encoder = L.adversarial_encoder_loss(class_logits)
+            adv_classifier = L.adversarial_classifier_loss(class_logits, labels)
+            z_s = self.encoder_s(images, training=training)["z_s"]
+            means, variances = self.prior(None)
+            lkd = L.likelihood_loss(z_s, tf.gather(means, labels), tf.gather(variances, labels))
+            reconstructions = self.decoder([z_s, z_u], training=training)
+            rec = L.reconstruction_loss(images, reconstructions)
+            objectives["encoder_s"] += self.rec_weight * rec + self.lkd_weight * lkd
+            objectives["encoder_u"] += (self.adv_weight * adv_encoder + self.kl_weight * kl
+                                        + self.zu_rec_weight * rec)
+            objectives["latent_classifier"] = adv_classifier
+            objectives["decoder"] += self.rec_weight * rec
+            logs.update(rec=rec, kl=kl, lkd=lkd, adv_encoder=adv_encoder,
+                        adv_classifier=adv_classifier,
+                        adv_accuracy=tf.reduce_mean(tf.cast(tf.equal(
+                            tf.argmax(class_logits, -1, output_type=labels.dtype), labels),
+                            tf.float32)))
+            if self.gan_weight > 0:
+                z_s_prior, z_u_prior = self._sample_prior(labels, mode)
+                samples = self.decoder([z_s_prior, z_u_prior], training=training)
+                codes = tf.one_hot(labels, self.num_classes)
+                real_logits, fake_logits = self._discriminate(images, [reconstructions, samples],
+                                                              codes)
+                d_loss = L.discriminator_loss(real_logits, fake_logits, self.gan_loss)
+                g_loss = L.generator_loss(fake_logits, self.gan_loss)
+                objectives["decoder"] += self.gan_weight * g_loss
+                objectives["discriminator"] += d_loss
+                logs.update(d_loss=d_loss, g_loss=g_loss)
+        if unlabeled is not None:
+            logs.update(self._unlabeled_losses(unlabeled, objectives, training, mode))
+        objectives = {k: v for k, v in objectives.items() if not isinstance(v, float)}
+        return {"objectives": objectives, "logs": logs}
+
+    def _unlabeled_losses(self, images, objectives, training, mode):
+        """§3.6: unlabeled images; z_s is pulled to N(μ_t, Σ_t) of Eq. 11 (no L_GM, L_E^adv,
+        L_C^adv). Adds to ``objectives`` in place and returns the log values."""
+        enc_u = self.encoder_u(images, training=training)
+        z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
+        kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
+        z_s = self.encoder_s(images, training=training)["z_s"]
+        mean_t, variance_t = dists.mixture_moments(*map(tf.stop_gradient, self.prior(None)))
+        lkd = L.likelihood_loss(z_s, tf.broadcast_to(mean_t, tf.shape(z_s)),
+                                tf.broadcast_to(variance_t, tf.shape(z_s)))
+        reconstructions = self.decoder([z_s, z_u], training=training)
+        rec = L.reconstruction_loss(images, reconstructions)
+        objectives["encoder_s"] += self.rec_weight * rec + self.lkd_weight * lkd
+        objectives["encoder_u"] += self.kl_weight * kl + self.zu_rec_weight * rec
+        objectives["decoder"] += self.rec_weight * rec
+        logs = {"u_rec": rec, "u_kl": kl, "u_lkd": lkd}
+        if self.gan_weight > 0:
+            no_label = tf.zeros([tf.shape(images)[0], self.num_classes])
+            real_logits, fake_logits = self._discriminate(images, [reconstructions], no_label)
+            d_loss = L.discriminator_loss(real_logits, fake_logits, self.gan_loss)
+            g_loss = L.generator_loss(fake_logits, self.gan_loss)
+            objectives["decoder"] += self.gan_weight * g_loss
+            objectives["discriminator"] += d_loss
+            logs.update(u_d_loss=d_loss, u_g_loss=g_loss)
+        return logs
+
+    # ------------------------------------------------------------------------ train / test
+    def _unpack(self, data):
+        """(images, labels) | {"labeled": (images, labels), "unlabeled": images}."""
+        if isinstance(data, dict):
+            labeled = data.get("labeled")
+            unlabeled = data.get("unlabeled")
+            if isinstance(unlabeled, (tuple, list)):
+                unlabeled = unlabeled[0]
+        else:
+            labeled, unlabeled = data, None
+        if labeled is not None:
+            images, labels = labeled[0], labeled[1]
+            labeled = (images, tf.cast(labels, tf.int32))
+        return labeled, unlabeled
+
+    def _stages(self, images, labels):
+        """Split a grouped batch (B, G, ...) into G batches; an ungrouped one is one stage."""
+        if images.shape.rank == len(self.example_shape) + 2:
+            groups = images.shape[1]
+            if groups != self.data_group:
+                raise ValueError(f"grouped batch has {groups} columns, model needs "
+                                 f"data_group={self.data_group} (n_gm + 1)")
+            return [(images[:, k], labels[:, k]) for k in range(groups)]
+        return [(images, labels)]
+
+    def _last_stage(self, data):
+        labeled, unlabeled = self._unpack(data)
+        if labeled is not None:
+            labeled = self._stages(*labeled)[-1]
+        if unlabeled is not None and unlabeled.shape.rank == len(self.example_shape) + 2:
+            unlabeled = unlabeled[:, -1]
+        return labeled, unlabeled
+
+    def train_step(self, data):
+        labeled, unlabeled = self._unpack(data)
+        logs = {}
+        images = labels = None
+        if labeled is not None:
+            stages = self._stages(*labeled)
+            for k in range(self.n_gm):  # GM stage: Algorithm 1 lines 2–9
+                gm_images, gm_labels = stages[k % len(stages)]
+                with tf.GradientTape(persistent=True) as tape:
+                    gm_logs = self.compute_gm_losses(gm_images, gm_labels, training=True)
+                self.apply_objective(tape, "gm", gm_logs["gm_loss"])
+                self.apply_objective(tape, "gm_variance", gm_logs["gm_loss"])
+                del tape
+                logs.update(gm_logs)
+            images, labels = stages[-1]
+        if unlabeled is not None and unlabeled.shape.rank == len(self.example_shape) + 2:
+            unlabeled = unlabeled[:, -1]
+        with tf.GradientTape(persistent=True) as tape:  # joint stage: lines 10–24
+            result = self.compute_losses(images, labels, unlabeled, training=True)
+        self.apply_updates(tape, result["objectives"])
+        del tape
+        logs.update(result["logs"])
+        return self.track(logs)
+
+    def apply_updates(self, tape, objectives):
+        """Lines 25–29: each optimizer steps on its own objective and variables only."""
+        for name in self.OBJECTIVES:
+            if name in objectives:
+                self.apply_objective(tape, name, objectives[name])
+
+    def test_step(self, data):
+        images, unlabeled = self._last_stage(data)
+        logs = {}
+        labels = None
+        if images is not None:
+            images, labels = images
+            logs.update(self.compute_gm_losses(images, labels, training=False))
+        result = self.compute_losses(images, labels, unlabeled, training=False)
+        logs.update(result["logs"])
+        return self.track(logs)
+
+    def call(self, images, training=False):
+        """Reconstruction in inference mode: decoder(ẑ_s, μ_u)."""
+        z_s = self.encoder_s(images, training=training)["z_s"]
+        z_u = self.encoder_u(images, training=training)["mean"]
+        return self.decoder([z_s, z_u], training=training)
+
+    # ---------------------------------------------------------------------- inference API
+    def _encode(self, images, mode):
+        enc_u = self.encoder_u(images, training=False)
+        return {"z_s": self.encoder_s(images, training=False)["z_s"],
+                "z_u_mean": enc_u["mean"], "z_u_log_var": enc_u["log_var"],
+                "z_u": self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)}
+
+    def encode(self, images, mode="mode", batch_size=256):
+        """{"z_s", "z_u_mean", "z_u_log_var", "z_u"}; z_u is μ in mode "mode" (default)."""
+        images = self.check_images(images)
+        return self.batched(lambda x: self._encode(x, mode), images, batch_size=batch_size)
+
+    def decode(self, z_s, z_u):
+        """x' = Decoder(concat(z_s, z_u)) in inference mode."""
+        z_s = tf.convert_to_tensor(z_s, tf.float32)
+        z_u = tf.convert_to_tensor(z_u, tf.float32)
+        if z_s.shape[-1] != self.zs_dim or z_u.shape[-1] != self.zu_dim:
+            raise ValueError(f"decode expects z_s (N, {self.zs_dim}) and z_u (N, {self.zu_dim}),"
+                             f" got {tuple(z_s.shape)} and {tuple(z_u.shape)}")
+        return self.batched(lambda a, b: self.decoder([a, b], training=False), z_s, z_u)
+
+    def reconstruct(self, images):
+        codes = self.encode(images)
+        return self.decode(codes["z_s"], codes["z_u"])
+
+    def predict_labels(self, images, batch_size=256):
+        """q(c | ẑ_s): posterior class probabilities under the mixture prior (Eq. 8)."""
+        images = self.check_images(images)
+        means, variances = self.prior(None)
+
+        def posterior(x):
+            z_s = self.encoder_s(x, training=False)["z_s"]
+            return tf.nn.softmax(L.gm_logits(z_s, means, variances), axis=-1)
+
+        return self.batched(posterior, images, batch_size=batch_size)
+
+    def _normal(self, shape, seed):
+        return keras.random.normal(shape, seed=self.sample_seed_generator if seed is None
+                                   else int(seed))
+
+    def sample_latents(self, labels, seed=None):
+        """z_s ~ N(μ_c, σ²_c) and z_u ~ N(0, I) for each requested class (§4.2)."""
+        labels = self.check_labels(labels)
+        n = int(labels.shape[0])
+        noise = self._normal((n, self.zs_dim + self.zu_dim), seed)
+        means = tf.gather(self.prior.means, labels)
+        stddevs = tf.sqrt(tf.gather(self.prior.variances(), labels))
+        return means + stddevs * noise[:, :self.zs_dim], noise[:, self.zs_dim:]
+
+    def generate(self, labels, seed=None):
+        """Images of the requested classes: decoder(z_s ~ N(μ_c, σ_c), z_u ~ N(0, I))."""
+        z_s, z_u = self.sample_latents(labels, seed)
+        return self.decode(z_s, z_u)
+
+    def swap(self, images_s, images_u):
+        """Decoder(z_s of ``images_s``, z_u of ``images_u``), pairwise (Fig. 6)."""
+        images_s = self.check_images(images_s, "images_s")
+        images_u = self.check_images(images_u, "images_u")
+        if images_s.shape[0] != images_u.shape[0]:
+            raise ValueError(f"swap needs as many images_s as images_u, got "
+                             f"{images_s.shape[0]} and {images_u.shape[0]}")
+        return self.decode(self.encode(images_s)["z_s"], self.encode(images_u)["z_u"])
+
+    def _check_mask(self, mask, images):
+        mask = np.asarray(mask, np.float32)
+        if mask.ndim == 2:
+            mask = mask[..., None]
+        if mask.ndim == 3:
+            mask = mask[None]
+        height, width, channels = self.example_shape
+        if (mask.ndim != 4 or mask.shape[1:3] != (height, width)
+                or mask.shape[3] not in (1, channels)
+                or mask.shape[0] not in (1, images.shape[0])):
+            raise ValueError(f"mask: expected shape (H, W), (H, W, 1) or (N, H, W, 1|C) with "
+                             f"H, W = {height}, {width}, N = {images.shape[0]}; got "
+                             f"{np.asarray(mask).shape}")
+        if not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask: values must be 0 (kept) or 1 (missing)")
+        return tf.convert_to_tensor(mask)
+
+    def inpaint(self, images, mask, fill_value=0.0, iterations=1):
+        """x_inp = M ⊙ x' + (1 − M) ⊙ x (§4.5), M = 1 on missing pixels.
+
+        The corrupted image (missing pixels set to ``fill_value``) goes through both encoders
+        and the decoder; ``iterations > 1`` feeds x_inp back in (an extension, off by default).
+        ``mask`` may be a name from :data:`keras_lsvae.masks.MASK_KINDS`.
+        """
+        if not self.is_image:
+            raise ValueError("inpaint needs image data")
+        images = self.check_images(images)
+        if isinstance(mask, str):
+            mask = masks_lib.make_mask(mask, *self.example_shape[:2])
+        mask = self._check_mask(mask, images)
+        if int(iterations) < 1:
+            raise ValueError(f"iterations must be >= 1, got {iterations}")
+        result = images * (1.0 - mask) + fill_value * mask
+        for _ in range(int(iterations)):
+            result = mask * self.reconstruct(result) + (1.0 - mask) * images
+        return result
+
+    def interpolate(self, images_a, images_b, num_steps=8):
+        """Decoded linear interpolation of (z_s, z_u) between two sets of images:
+        shape (N, num_steps, *example_shape)."""
+        codes_a, codes_b = self.encode(images_a), self.encode(images_b)
+        alphas = tf.linspace(0.0, 1.0, num_steps)[None, :, None]
+
+        def lerp(key):
+            a, b = codes_a[key][:, None], codes_b[key][:, None]
+            return tf.reshape((1 - alphas) * a + alphas * b, [-1, a.shape[-1]])
+
+        out = self.decode(lerp("z_s"), lerp("z_u"))
+        return tf.reshape(out, [-1, num_steps, *self.example_shape])
+
+    def interpolate_zs(self, label, num_steps=8, seed=0):
+        """§4.3 protocol (1): fixed z_u ~ N(0, I); z^(i) = α z_1 + (1 − α) z_2 with z_1, z_2 ~
+        N(0, I); z_s^(i) = z^(i) ⊙ σ_c + μ_c. The same seed gives the same z_u and z^(i) for
+        every class (Fig. 4a's columns)."""
+        label = int(self.check_labels([label])[0])
+        noise = self._normal((3, max(self.zs_dim, self.zu_dim)), seed)
+        alphas = tf.linspace(1.0, 0.0, num_steps)[:, None]
+        codes = alphas * noise[0, :self.zs_dim] + (1 - alphas) * noise[1, :self.zs_dim]
+        z_s = codes * tf.sqrt(self.prior.variances()[label]) + self.prior.means[label]
+        z_u = tf.repeat(noise[2:3, :self.zu_dim], num_steps, axis=0)
+        return self.decode(z_s, z_u)
+
+    def interpolate_zu(self, label, num_steps=8, seed=0):
+        """§4.3 protocol (2): fixed z_s ~ N(μ_c, σ_c); z_u interpolated between two N(0, I)
+        draws."""
+        label = int(self.check_labels([label])[0])
+        noise = self._normal((3, max(self.zs_dim, self.zu_dim)), seed)
+        z_s = noise[0:1, :self.zs_dim] * tf.sqrt(self.prior.variances()[label]) \
+            + self.prior.means[label]
+        alphas = tf.linspace(1.0, 0.0, num_steps)[:, None]
+        z_u = alphas * noise[1, :self.zu_dim] + (1 - alphas) * noise[2, :self.zu_dim]
+        return self.decode(tf.repeat(z_s, num_steps, axis=0), z_u)
+
+    def traverse(self, label, dims, values=(-2.0, -1.0, 0.0, 1.0, 2.0), seed=0):
+        """Fig. 5: fixed z_s of class ``label`` and z_u; one z_u dimension at a time set to each
+        of ``values``. Returns (len(dims), len(values), *example_shape)."""
+        dims = [int(d) for d in dims]
+        if any(d < 0 or d >= self.zu_dim for d in dims):
+            raise ValueError(f"dims must lie in [0, {self.zu_dim}), got {dims}")
+        z_s, z_u = self.sample_latents([label], seed)
+        values = tf.constant(values, tf.float32)
+        rows = []
+        for d in dims:
+            z_u_row = tf.repeat(z_u, len(values), axis=0)
+            z_u_row = tf.concat([z_u_row[:, :d], values[:, None], z_u_row[:, d + 1:]], axis=1)
+            rows.append(self.decode(tf.repeat(z_s, len(values), axis=0), z_u_row))
+        return tf.stack(rows)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            zs_dim=self.zs_dim, zu_dim=self.zu_dim, width=self.width,
+            mlp_units=list(self.mlp_units),
+            latent_classifier_units=list(self.latent_classifier_units), n_gm=self.n_gm,
+            lkd_weight=self.lkd_weight, margin=self.margin, loss_weighting=self.loss_weighting,
+            adv_weight=self.adv_weight, gan_weight=self.gan_weight, gan_loss=self.gan_loss,
+            spectral_norm=self.spectral_norm, min_variance=self.prior.min_variance,
+            init_variance=self.prior.init_variance, mean_init_stddev=self.prior.mean_init_stddev,
+            variance_lr_multiplier=self.variance_lr_multiplier,
+            train_sampling=self.train_sampling, **self._weight_overrides)
+        return config

@@ -1,0 +1,136 @@
+"""Network builders: encoders, decoders, the pixel discriminator and the latent classifier.
+
+Each builder returns a functional ``keras.Model`` sized by its input: convolutional for images
+(rank-3 input shapes, 16–64 px, any power-of-two multiple of 4) and MLPs for vector data (the
+toy experiments of Lr-LiVAE §4.1 use 3 hidden layers of 32, 64 and 64 units, the default
+``mlp_units`` here). Encoder heads are linear (no activation after μ and log σ², DESIGN.md);
+batch norm is used in encoders and decoders, never in the discriminator (spectral norm there is
+optional, as in the projection discriminator's paper [29]).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Sequence
+
+import keras
+from keras import ops
+
+from keras_lsvae import layers as L
+
+DEFAULT_MLP_UNITS = (32, 64, 64)
+
+
+def is_image_shape(shape) -> bool:
+    return len(shape) == 3
+
+
+def _num_stages(input_shape) -> int:
+    height, width = input_shape[:2]
+    if height != width:
+        raise ValueError(f"conv networks need square images, got {height}x{width}")
+    stages = int(round(math.log2(height / 4)))
+    if stages < 1 or 4 * 2**stages != height:
+        raise ValueError(
+            f"conv networks need an image size of 4·2^n (8, 16, 32, 64, ...), got {height}")
+    return stages
+
+
+def _widths(width: int, stages: int):
+    return [width * min(2**i, 8) for i in range(stages)]
+
+
+def _trunk(x, input_shape, width, mlp_units, norm, spectral_norm, prefix):
+    """Shared feature extractor: stride-2 conv blocks (images) or dense blocks (vectors)."""
+    if is_image_shape(input_shape):
+        for i, filters in enumerate(_widths(width, _num_stages(input_shape))):
+            # The first block never normalises: batch norm on raw pixels only adds noise.
+            x = L.conv_block(x, filters, norm=norm and i > 0, spectral_norm=spectral_norm,
+                             name=f"{prefix}_block{i}")
+        return keras.layers.Flatten()(x)
+    for i, units in enumerate(mlp_units):
+        x = L.dense_block(x, units, spectral_norm=spectral_norm, name=f"{prefix}_block{i}")
+    return x
+
+
+def build_encoder(input_shape, heads: Dict[str, int], *, width=32, mlp_units=DEFAULT_MLP_UNITS,
+                  norm=True, name="encoder") -> keras.Model:
+    """x -> {head: linear projection} (e.g. {"z_s": D} or {"mean": D, "log_var": D})."""
+    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    features = _trunk(inputs, input_shape, width, mlp_units, norm, False, name)
+    outputs = {head: keras.layers.Dense(dim, name=f"{name}_{head}")(features)
+               for head, dim in heads.items()}
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_decoder(latent_dims: Sequence[int], output_shape, *, width=32,
+                  mlp_units=DEFAULT_MLP_UNITS, norm=True, name="decoder") -> keras.Model:
+    """[z_1, ..., z_n] -> concat -> x'. Images end in a sigmoid ([0, 1]); vectors are linear."""
+    inputs = [keras.Input(shape=(dim,), name=f"latent{i}") for i, dim in enumerate(latent_dims)]
+    x = keras.layers.Concatenate()(inputs) if len(inputs) > 1 else inputs[0]
+    if is_image_shape(output_shape):
+        stages = _num_stages(output_shape)
+        widths = _widths(width, stages)[::-1]
+        base = output_shape[0] // 2**stages
+        x = keras.layers.Dense(base * base * widths[0], use_bias=not norm)(x)
+        if norm:
+            x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+        x = keras.layers.Reshape((base, base, widths[0]))(x)
+        for i, filters in enumerate(widths[1:] + [width // 2]):
+            x = L.deconv_block(x, max(filters, 8), norm=norm, name=f"{name}_block{i}")
+        x = keras.layers.Conv2D(output_shape[-1], 3, padding="same", name=f"{name}_out")(x)
+        outputs = keras.layers.Activation("sigmoid", dtype="float32")(x)
+    else:
+        for i, units in enumerate(reversed(mlp_units)):
+            x = L.dense_block(x, units, name=f"{name}_block{i}")
+        outputs = keras.layers.Dense(output_shape[-1], name=f"{name}_out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+class Projection(keras.layers.Layer):
+    """⟨embed(c), φ(x)⟩ of the projection discriminator [29]; zero for an all-zero ``c``.
+
+    ``c`` is a one-hot (or multi-hot, for attributes) vector; an all-zero vector means "no label"
+    and removes the class term, leaving the unconditional output (used for unlabeled data).
+    """
+
+    def __init__(self, spectral_norm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.spectral_norm = spectral_norm
+
+    def build(self, input_shape):
+        features_shape, labels_shape = input_shape
+        self.embedding = L.maybe_spectral_norm(
+            keras.layers.Dense(features_shape[-1], use_bias=False, name="embedding"),
+            self.spectral_norm)
+        self.embedding.build(labels_shape)
+
+    def call(self, inputs):
+        features, labels = inputs
+        return ops.sum(self.embedding(labels) * features, axis=-1, keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "spectral_norm": self.spectral_norm}
+
+
+def build_discriminator(input_shape, num_labels, *, width=32, mlp_units=DEFAULT_MLP_UNITS,
+                        spectral_norm=False, name="discriminator") -> keras.Model:
+    """D(x, c) -> logit, shape (B, 1), with the label entering by projection ([29])."""
+    images = keras.Input(shape=tuple(input_shape), name="images")
+    labels = keras.Input(shape=(num_labels,), name="labels")
+    features = _trunk(images, input_shape, width, mlp_units, False, spectral_norm, name)
+    unconditional = L.maybe_spectral_norm(keras.layers.Dense(1, name=f"{name}_out"),
+                                          spectral_norm)(features)
+    logits = keras.layers.Add()([unconditional, Projection(spectral_norm)([features, labels])])
+    return keras.Model([images, labels], logits, name=name)
+
+
+def build_latent_classifier(latent_dim, num_classes, *, hidden=(256, 256),
+                            name="latent_classifier") -> keras.Model:
+    """q_ω(c | z_u) -> logits: the adversarial classifier on z_u (Eq. 4)."""
+    inputs = keras.Input(shape=(latent_dim,), name="z_u")
+    x = inputs
+    for i, units in enumerate(hidden):
+        x = L.dense_block(x, units, name=f"{name}_block{i}")
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name=f"{name}_out")(x), name=name)

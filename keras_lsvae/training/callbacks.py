@@ -1,0 +1,121 @@
+"""Callbacks of a training run: per-epoch sample grids (PNG + TensorBoard image), resumable
+checkpoints and the metrics history."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_lsvae.viz.grid import image_grid, save_image_grid
+
+
+def sample_images(model, per_class=8, seed=0):
+    """A fixed-seed batch of samples per class (rows = classes), or reconstructions for models
+    without ``generate``. Returns (images, nrow)."""
+    labels = np.repeat(np.arange(model.num_classes), per_class)
+    return np.asarray(model.generate(labels, seed=seed)), per_class
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes ``samples/epoch_XXXX.png`` and a TensorBoard image after every epoch (fixed seed, so
+    the grids of successive epochs are comparable)."""
+
+    def __init__(self, workdir, per_class=8, seed=0, log_dir=None):
+        super().__init__()
+        self.directory = os.path.join(workdir, "samples")
+        self.per_class, self.seed = per_class, seed
+        self.writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.model.is_image:
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        images, nrow = sample_images(self.model, self.per_class, self.seed)
+        save_image_grid(os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png"), images, nrow)
+        if self.writer is not None:
+            grid = image_grid(images, nrow)
+            with self.writer.as_default():
+                tf.summary.image("samples", grid[None], step=epoch + 1)
+            self.writer.flush()
+
+
+def seed_generators(model):
+    """Every ``keras.random.SeedGenerator`` of the model, by a stable path (their state is not
+    part of Keras weight files, so checkpoints store it beside them)."""
+    found = {}
+    for layer in [model, *model._flatten_layers(include_self=False)]:
+        for attr, value in sorted(vars(layer).items()):
+            if isinstance(value, keras.random.SeedGenerator):
+                found[f"{layer.name}.{attr}"] = value
+    return found
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Resumable checkpoints: ``checkpoints/ckpt.weights.h5`` (weights + every optimizer's state)
+    and ``checkpoints/state.json`` (epoch, seed-generator states), written after each epoch
+    through a temporary file and a rename so an interruption never leaves a half-written one.
+    """
+
+    def __init__(self, workdir):
+        super().__init__()
+        self.directory = os.path.join(workdir, "checkpoints")
+        self.weights_path = os.path.join(self.directory, "ckpt.weights.h5")
+        self.state_path = os.path.join(self.directory, "state.json")
+
+    def save(self, model, epoch, extra=None):
+        os.makedirs(self.directory, exist_ok=True)
+        tmp_weights = self.weights_path + ".tmp.weights.h5"
+        model.save_weights(tmp_weights)
+        state = {"epoch": int(epoch),
+                 "seed_states": {k: np.asarray(g.state.numpy()).tolist()
+                                 for k, g in seed_generators(model).items()}}
+        state.update(extra or {})
+        with open(self.state_path + ".tmp", "w") as f:
+            json.dump(state, f)
+        os.replace(tmp_weights, self.weights_path)
+        os.replace(self.state_path + ".tmp", self.state_path)
+
+    def restore(self, model):
+        """Load the last checkpoint into ``model``; returns its state dict, or None if none."""
+        if not os.path.exists(self.state_path):
+            return None
+        try:
+            with open(self.state_path) as f:
+                state = json.load(f)
+            model.load_weights(self.weights_path)
+        except Exception as error:  # noqa: BLE001 - any failure here means a corrupt checkpoint
+            raise RuntimeError(
+                f"the checkpoint in {self.directory} cannot be read ({type(error).__name__}: "
+                f"{error}); delete that directory (or pass --restart) to start over") from error
+        generators = seed_generators(model)
+        for key, value in state.get("seed_states", {}).items():
+            if key in generators:
+                generators[key].state.assign(np.asarray(value, dtype="uint32")
+                                             .astype(generators[key].state.dtype))
+        return state
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(self.model, epoch + 1)
+
+
+class MetricsHistory(keras.callbacks.Callback):
+    """Keeps the per-epoch logs (``history.json`` in the workdir, appended across resumes)."""
+
+    def __init__(self, workdir):
+        super().__init__()
+        self.path = os.path.join(workdir, "history.json")
+        self.history = []
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.history = json.load(f)
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        self.history = [h for h in self.history if h["epoch"] < epoch + 1] + [record]
+        with open(self.path + ".tmp", "w") as f:
+            json.dump(self.history, f, indent=1)
+        os.replace(self.path + ".tmp", self.path)
