@@ -79,16 +79,24 @@ class LabelSplitModel(keras.Model):
         return tf.convert_to_tensor(array)
 
     # ------------------------------------------------------------------------------ compile
-    def make_optimizer(self, name: str, learning_rate: float, beta_1: float, beta_2: float):
-        return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2,
-                                     name=f"{name}_optimizer")
+    OPTIMIZERS = ("adam", "sgd")
+
+    def make_optimizer(self, name, kind, learning_rate, beta_1, beta_2):
+        if kind == "adam":
+            return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                         name=f"{name}_optimizer")
+        if kind == "sgd":
+            return keras.optimizers.SGD(learning_rate, name=f"{name}_optimizer")
+        raise ValueError(f"unknown optimizer {kind!r}; known: {self.OPTIMIZERS}")
 
     def compile(self, learning_rate=5e-4, beta_1=0.5, beta_2=0.999, learning_rates=None,
-                jit_compile=False, **kwargs):
-        """One Adam optimizer per objective (Algorithm 1 lines 25–29 give each sub-network its
-        own), built here on its variable list so no variable is created inside a step.
+                optimizer="adam", jit_compile=False, **kwargs):
+        """One optimizer per objective (Algorithm 1 lines 25–29 give each sub-network its own),
+        built here on its variable list so no variable is created inside a step.
 
         ``learning_rates`` overrides the rate per objective name (e.g. {"gm_variance": 5e-5}).
+        ``optimizer`` is "adam" (the paper's) or "sgd" (its updates are proportional to the
+        gradient, which the replica-parity test needs: Adam hides a gradient scale error).
         """
         overrides = dict(learning_rates or {})
         unknown = set(overrides) - set(self.OBJECTIVES)
@@ -97,12 +105,13 @@ class LabelSplitModel(keras.Model):
         self.objective_optimizers = {}
         variables = self.objective_variables()
         for name in self.OBJECTIVES:
-            optimizer = self.make_optimizer(name, overrides.get(name, learning_rate), beta_1,
-                                            beta_2)
-            optimizer.build(variables[name])
-            self.objective_optimizers[name] = optimizer
+            instance = self.make_optimizer(name, optimizer, overrides.get(name, learning_rate),
+                                           beta_1, beta_2)
+            instance.build(variables[name])
+            self.objective_optimizers[name] = instance
         self._compile_kwargs = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                                    learning_rates=overrides, jit_compile=jit_compile)
+                                    learning_rates=overrides, optimizer=optimizer,
+                                    jit_compile=jit_compile)
         super().compile(jit_compile=jit_compile, **kwargs)
 
     def get_compile_config(self):

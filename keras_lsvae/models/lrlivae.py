@@ -349,7 +349,13 @@ class LrLiVAE(LabelSplitModel):
         return self.track(logs)
 
     def call(self, images, training=False):
-        """Reconstruction in inference mode: decoder(ẑ_s, μ_u)."""
+        """Reconstruction in inference mode: decoder(ẑ_s, μ_u). Also accepts what
+        ``train_step`` accepts (Keras traces ``call`` on a training batch under a strategy)."""
+        if isinstance(images, dict) or isinstance(images, (tuple, list)):
+            labeled, unlabeled = self._last_stage(images)
+            images = labeled[0] if labeled is not None else unlabeled
+        elif images.shape.rank == len(self.example_shape) + 2:
+            images = images[:, -1]
         z_s = self.encoder_s(images, training=training)["z_s"]
         z_u = self.encoder_u(images, training=training)["mean"]
         return self.decoder([z_s, z_u], training=training)

@@ -39,10 +39,25 @@ def versions():
             "numpy": np.__version__, "python": platform.python_version()}
 
 
+def single_attribute_as_class(meta) -> bool:
+    """A data set with one binary attribute (swiss_roll, celeb_a_glasses) can feed a class model
+    as 2 classes (attribute value = class id)."""
+    return meta.label_kind == "attributes" and meta.num_classes == 1
+
+
+def _labels_to_classes(images, labels):
+    return images, tf.cast(tf.round(labels[..., 0]), tf.int32)
+
+
 def build_model(config: TrainConfig, meta) -> keras.Model:
     """The registered model for ``config.model`` sized for the data set ``meta``."""
     model_class = MODELS.get(config.model)
     num_classes = len(config.classes) if config.classes else meta.num_classes
+    if single_attribute_as_class(meta):
+        num_classes = 2
+    elif meta.label_kind != "class":
+        raise ValueError(f"{config.model} needs class labels; {config.dataset} has "
+                         f"{meta.num_classes} attributes ({', '.join(meta.class_names)})")
     if config.classes and tuple(sorted(config.classes)) != tuple(range(num_classes)):
         raise ValueError(f"--classes must be 0..K-1 for some K (the model's class ids), got "
                          f"{list(config.classes)}")
@@ -70,7 +85,7 @@ def _prepare_workdir(config: TrainConfig):
     elif os.path.exists(config_path):
         with open(config_path) as f:
             previous = json.load(f)
-        current = config.to_json()
+        current = json.loads(json.dumps(config.to_json()))  # tuples -> lists, as stored
         changed = [k for k in TrainConfig.RESUME_KEYS if previous.get(k) != current.get(k)]
         if changed and os.path.exists(os.path.join(config.workdir, "checkpoints")):
             raise ValueError(
@@ -89,6 +104,8 @@ def _datasets(config, model, meta, replicas):
     test_split = "test" if "test" in meta.splits else meta.splits[-1]
     test = data.load(config.dataset, test_split, config.batch_size, shuffle=False,
                      drop_remainder=replicas > 1, classes=config.classes, **common)
+    if single_attribute_as_class(meta):
+        train, test = train.map(_labels_to_classes), test.map(_labels_to_classes)
     return train, test
 
 
@@ -99,6 +116,8 @@ def _unlabeled_dataset(config, model):
                           classes=config.unlabeled_classes, **common)
     labeled = data.load(config.dataset, "train", config.batch_size, group=model.data_group,
                         flip=config.flip, classes=config.classes, repeat=True, **common)
+    if single_attribute_as_class(data.info(config.dataset, data_dir=config.data_dir)):
+        labeled = labeled.map(_labels_to_classes)
     return tf.data.Dataset.zip(labeled, unlabeled).map(
         lambda lab, unl: {"labeled": lab, "unlabeled": unl[0]})
 
@@ -107,9 +126,13 @@ def evaluate_model(model, config, meta, test_ds):
     """Test-split numbers for metrics.json: every loss, and class accuracy where defined."""
     results = {f"test_{k}": float(v)
                for k, v in model.evaluate(test_ds, verbose=0, return_dict=True).items()}
-    if hasattr(model, "predict_labels") and meta.label_kind == "class":
-        images, labels = data.load_arrays(config.dataset, "test", data_dir=config.data_dir,
+    if hasattr(model, "predict_labels") and (meta.label_kind == "class"
+                                             or single_attribute_as_class(meta)):
+        split = "test" if "test" in meta.splits else meta.splits[-1]
+        images, labels = data.load_arrays(config.dataset, split, data_dir=config.data_dir,
                                           image_size=config.image_size, classes=config.classes)
+        if single_attribute_as_class(meta):
+            labels = np.round(labels[:, 0]).astype(np.int32)
         predicted = np.argmax(np.asarray(model.predict_labels(images)), axis=-1)
         results["test_class_accuracy"] = float(np.mean(predicted == labels))
         results["test_examples"] = int(len(labels))

@@ -1,0 +1,21 @@
+"""tf.data pipelines of keras_lsvae: `load`, `load_arrays`, `info`, `validate_arrays`.
+
+Every data set is registered by name in `keras_lsvae.registry.DATASETS` (see
+``DATASETS.names()``): ``digits`` (scikit-learn, embedded), ``shapes`` (procedural, known
+factors), ``toy2d`` (Lr-LiVAE §4.1) and ``swiss_roll`` (CSVAE §5.1) point data, the TFDS sets
+``mnist``, ``fashion_mnist``, ``cifar10``, ``svhn_cropped``/``svhn``, the CelebA attribute subsets
+of CSVAE §5.2.2 (``celeb_a``, ``celeb_a_glasses``, ``celeb_a_facial_hair``,
+``celeb_a_glasses_facial_hair``), and user data ``npz:<path>`` / ``folder:<path>``.
+
+Images are float32 NHWC in [0, 1]; point data are float32 (N, D). Labels are int32 class ids or
+float32 {0, 1} attribute vectors (``info(name).label_kind``).
+"""
+
+from keras_lsvae.data.core import DatasetInfo, Source, validate_arrays  # noqa: F401
+from keras_lsvae.data.pipeline import get_source, info, load, load_arrays  # noqa: F401
+
+# Importing the source modules registers their data sets.
+from keras_lsvae.data import digits, shapes, tfds_sources, toy, user  # noqa: F401,E402
+
+__all__ = ["DatasetInfo", "Source", "validate_arrays", "get_source", "info", "load",
+           "load_arrays", "digits", "shapes", "tfds_sources", "toy", "user"]

@@ -1,0 +1,251 @@
+"""Lr-LiVAE: Algorithm 1's update structure, the inference API, save/load, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_lsvae import data
+from keras_lsvae.models import LrLiVAE
+from tests.helpers import image_batch, tiny_lrlivae
+
+
+def _snapshot(variables):
+    return [np.array(v.numpy()) for v in variables]
+
+
+def _changed(before, variables):
+    return [not np.allclose(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+def _one_step(model, groups=3):
+    images, labels = image_batch(8, groups=groups)
+    model.train_step((tf.constant(images), tf.constant(labels)))
+
+
+@pytest.mark.parametrize("objective", LrLiVAE.OBJECTIVES)
+def test_each_optimizer_moves_only_its_own_variables(objective):
+    model = tiny_lrlivae()
+    model.compile(learning_rate=0.0, learning_rates={objective: 1e-2})
+    owned = {id(v) for v in model.objective_variables()[objective]}
+    variables = model.trainable_variables
+    before = _snapshot(variables)
+    _one_step(model)
+    changed = _changed(before, variables)
+    moved_foreign = [v.path for v, c in zip(variables, changed) if c and id(v) not in owned]
+    assert not moved_foreign, f"{objective} moved {moved_foreign}"
+    assert any(c for v, c in zip(variables, changed) if id(v) in owned), f"{objective} idle"
+
+
+def test_adversaries_never_move_the_networks_they_attack():
+    # L_C^adv must not move Encoder^u; L_GD^adv must not move D; L_D^adv must not move θ.
+    model = tiny_lrlivae()
+    objectives = model.objective_variables()
+    assert not {id(v) for v in objectives["latent_classifier"]} & {
+        id(v) for v in model.encoder_u.trainable_variables}
+    assert not {id(v) for v in objectives["decoder"]} & {
+        id(v) for v in model.discriminator.trainable_variables}
+    assert not {id(v) for v in objectives["discriminator"]} & {
+        id(v) for v in model.decoder.trainable_variables}
+
+
+def test_joint_objectives_partition_the_trainable_variables():
+    model = tiny_lrlivae()
+    joint = ("encoder_s", "encoder_u", "latent_classifier", "decoder", "discriminator")
+    ids = [id(v) for name in joint for v in model.objective_variables()[name]]
+    prior = {id(model.prior.means), id(model.prior.raw_variances)}
+    assert len(ids) == len(set(ids))
+    assert set(ids) | prior == {id(v) for v in model.trainable_variables}
+
+
+def test_prior_moves_only_in_the_gm_stage():
+    model = tiny_lrlivae(n_gm=0)
+    model.compile(learning_rate=1e-2)
+    before = _snapshot([model.prior.means, model.prior.raw_variances])
+    _one_step(model, groups=1)
+    assert not any(_changed(before, [model.prior.means, model.prior.raw_variances]))
+    model = tiny_lrlivae(n_gm=2)
+    model.compile(learning_rate=1e-2)
+    before = _snapshot([model.prior.means, model.prior.raw_variances])
+    _one_step(model, groups=3)
+    assert all(_changed(before, [model.prior.means, model.prior.raw_variances]))
+
+
+def test_gm_stage_uses_a_fresh_batch_per_iteration():
+    # With lr only on "gm", two models differing only in the GM columns of the batch diverge,
+    # and the joint column does not matter to the prior.
+    images, labels = image_batch(8, groups=3)
+    results = []
+    for variant in range(2):
+        model = tiny_lrlivae()
+        model.compile(learning_rate=0.0, learning_rates={"gm": 1e-2})
+        x = images.copy()
+        if variant:
+            x[:, 1] = np.flip(x[:, 1], axis=1)
+        model.train_step((tf.constant(x), tf.constant(labels)))
+        results.append(model.prior.means.numpy())
+    assert not np.allclose(results[0], results[1])
+
+
+def test_wrong_group_count_is_rejected():
+    model = tiny_lrlivae(n_gm=2)
+    model.compile()
+    images, labels = image_batch(4, groups=2)
+    with pytest.raises(ValueError, match="data_group=3"):
+        model.train_step((tf.constant(images), tf.constant(labels)))
+
+
+def test_test_step_changes_nothing():
+    model = tiny_lrlivae()
+    model.compile(learning_rate=1e-2)
+    before = _snapshot(model.variables)
+    images, labels = image_batch(8)
+    logs = model.test_step((tf.constant(images), tf.constant(labels)))
+    assert {"rec", "kl", "lkd", "gm_cls", "d_loss"} <= set(logs)
+    assert not any(_changed(before, model.variables))
+
+
+def test_semi_supervised_step_uses_eq11_and_skips_label_losses():
+    model = tiny_lrlivae()
+    model.compile(learning_rate=0.0, learning_rates={"latent_classifier": 1e-2})
+    before = _snapshot(model.latent_classifier.trainable_variables)
+    images, _ = image_batch(8)
+    logs = model.train_step({"unlabeled": tf.constant(images)})
+    assert {"u_rec", "u_kl", "u_lkd"} <= set(logs) and "adv_classifier" not in logs
+    # no labels -> L_C^adv is not applied
+    assert not any(_changed(before, model.latent_classifier.trainable_variables))
+    # L_lkd towards N(μ_t, Σ_t): equals the explicit Gaussian log-density
+    from keras_lsvae import distributions as dists
+    mean_t, var_t = dists.mixture_moments(model.prior.means, model.prior.variances())
+    z_s = model.encoder_s(images, training=False)["z_s"]
+    expected = -np.mean(dists.diagonal_normal(mean_t, var_t).log_prob(z_s))
+    result = model.compute_losses(unlabeled=tf.constant(images), training=False)
+    assert float(result["logs"]["u_lkd"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_mixed_labeled_and_unlabeled_step():
+    model = tiny_lrlivae()
+    model.compile()
+    images, labels = image_batch(8, groups=3)
+    logs = model.train_step({"labeled": (tf.constant(images), tf.constant(labels)),
+                             "unlabeled": tf.constant(images[:, 0])})
+    assert {"gm_cls", "rec", "u_rec"} <= set(logs)
+
+
+def test_save_load_round_trip_is_identical(tmp_path):
+    model = tiny_lrlivae()
+    model.compile()
+    _one_step(model)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    images, labels = image_batch(6)
+    np.testing.assert_array_equal(model.predict_labels(images), loaded.predict_labels(images))
+    np.testing.assert_array_equal(model.reconstruct(images), loaded.reconstruct(images))
+    np.testing.assert_array_equal(model.generate(labels, seed=3), loaded.generate(labels, seed=3))
+    assert loaded.get_config() == model.get_config()
+    assert [int(o.iterations) for o in loaded.optimizer_list] == [
+        int(o.iterations) for o in model.optimizer_list]
+
+
+def test_inference_api_shapes_and_properties():
+    model = tiny_lrlivae()
+    images, labels = image_batch(5)
+    codes = model.encode(images)
+    assert codes["z_s"].shape == (5, 4) and codes["z_u"].shape == (5, 3)
+    np.testing.assert_array_equal(codes["z_u"], codes["z_u_mean"])  # mode by default
+    probs = np.asarray(model.predict_labels(images))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(model.generate(labels, seed=1), model.generate(labels, seed=1))
+    assert not np.allclose(model.generate(labels, seed=1), model.generate(labels, seed=2))
+    swapped = model.swap(images, images[::-1])
+    expected = model.decode(codes["z_s"], model.encode(images[::-1])["z_u"])
+    np.testing.assert_allclose(swapped, expected, atol=1e-6)
+    assert model.interpolate(images[:2], images[2:4], num_steps=4).shape == (2, 4, 8, 8, 1)
+    assert model.interpolate_zs(1, num_steps=5).shape == (5, 8, 8, 1)
+    assert model.interpolate_zu(1, num_steps=5).shape == (5, 8, 8, 1)
+    assert model.traverse(0, dims=[0, 2], values=[-1, 0, 1]).shape == (2, 3, 8, 8, 1)
+
+
+def test_interpolate_zs_shares_codes_across_classes():
+    # Fig. 4a: same seed -> same z^(i) mapped per class: z_s = z ⊙ σ_c + μ_c.
+    model = tiny_lrlivae()
+    a, b = model.interpolate_zs(0, 3, seed=4), model.interpolate_zs(0, 3, seed=4)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mask_kind", ["right_half", "eyes_band", "bottom_half",
+                                       "random_squares"])
+def test_inpaint_keeps_known_pixels(mask_kind):
+    from keras_lsvae.masks import make_mask
+    model = tiny_lrlivae()
+    images, _ = image_batch(3)
+    mask = make_mask(mask_kind, 8, 8)
+    result = np.asarray(model.inpaint(images, mask))
+    keep = np.broadcast_to(mask == 0, images.shape)
+    np.testing.assert_array_equal(result[keep], images[keep])
+    # the missing pixels come from the decoder of the corrupted image
+    corrupted = images * (1 - mask)
+    np.testing.assert_allclose(result[~keep], np.asarray(model.reconstruct(corrupted))[~keep],
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda m, x: m.generate([0, 3]), r"class ids must lie in \[0, 3\)"),
+    (lambda m, x: m.generate([-1]), r"class ids must lie"),
+    (lambda m, x: m.predict_labels(x * 2), r"values must lie in \[0, 1\]"),
+    (lambda m, x: m.predict_labels(np.full_like(x, np.nan)), "NaN"),
+    (lambda m, x: m.encode(x[..., :1, :]), "expected shape"),
+    (lambda m, x: m.inpaint(x, np.ones((4, 4))), "mask: expected shape"),
+    (lambda m, x: m.inpaint(x, np.full((8, 8), 0.5)), "0 \\(kept\\) or 1"),
+    (lambda m, x: m.inpaint(x, "left_ear"), "unknown mask"),
+    (lambda m, x: m.swap(x, x[:2]), "as many"),
+    (lambda m, x: m.traverse(0, dims=[7]), "dims must lie"),
+])
+def test_bad_arguments_raise_clear_errors(call, match):
+    model = tiny_lrlivae()
+    images, _ = image_batch(3)
+    with pytest.raises(ValueError, match=match):
+        call(model, images)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="loss_weighting"):
+        tiny_lrlivae(loss_weighting="mine")
+    with pytest.raises(ValueError, match="gan_loss"):
+        tiny_lrlivae(gan_loss="wgan")
+    with pytest.raises(ValueError, match="image size"):
+        tiny_lrlivae(input_shape=(12, 12, 1))
+
+
+def test_loss_weightings_follow_code_or_paper():
+    code = tiny_lrlivae()
+    assert code.rec_weight == pytest.approx(10 / 64) and code.kl_weight == pytest.approx(1 / 3)
+    paper = tiny_lrlivae(loss_weighting="paper")
+    assert paper.rec_weight == 1.0 and paper.zu_rec_weight == pytest.approx(1 / 3)
+    assert paper.kl_weight == pytest.approx(10 / 64)
+    assert tiny_lrlivae(kl_weight=0.5).kl_weight == 0.5
+
+
+def _fit_and_compare(model, dataset, steps, keys):
+    model.compile(learning_rate=2e-3)
+    first = model.evaluate(dataset.take(4), verbose=0, return_dict=True)
+    model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
+    last = model.evaluate(dataset.take(4), verbose=0, return_dict=True)
+    for key in keys:
+        assert last[key] < first[key], f"{key}: {first[key]} -> {last[key]}"
+
+
+def test_training_on_toy2d_lowers_losses():
+    info = data.info("toy2d")
+    model = LrLiVAE(info.input_shape, info.num_classes, zs_dim=2, zu_dim=2, n_gm=1, seed=0)
+    dataset = data.load("toy2d", "train", 64, group=model.data_group, seed=0)
+    _fit_and_compare(model, dataset, 60, ["gm_cls", "rec"])
+
+
+def test_training_on_digits_lowers_losses():
+    info = data.info("digits", image_size=8)
+    model = LrLiVAE(info.input_shape, info.num_classes, zs_dim=8, zu_dim=4, width=8, n_gm=1,
+                    latent_classifier_units=(32,), seed=0)
+    dataset = data.load("digits", "train", 32, group=model.data_group, seed=0, image_size=8)
+    _fit_and_compare(model, dataset, 40, ["gm_cls", "rec"])
