@@ -9,6 +9,9 @@ import keras
 from keras import ops
 
 SAMPLING_MODES = ("sample", "mode")
+# Batch-norm momentum of every block: runs on small data sets are a few hundred steps long, too
+# few for the moving statistics to settle with the default 0.99.
+BN_MOMENTUM = 0.9
 
 
 class GaussianSample(keras.layers.Layer):
@@ -48,7 +51,7 @@ def conv_block(x, filters, *, strides=2, norm=True, spectral_norm=False, activat
                                name=None if name is None else f"{name}_conv")
     x = maybe_spectral_norm(conv, spectral_norm)(x)
     if norm:
-        x = keras.layers.BatchNormalization(name=None if name is None else f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=None if name is None else f"{name}_bn")(x)
     return keras.layers.Activation(activation)(x)
 
 
@@ -57,7 +60,7 @@ def deconv_block(x, filters, *, norm=True, activation="relu", name=None):
     x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not norm,
                                      name=None if name is None else f"{name}_deconv")(x)
     if norm:
-        x = keras.layers.BatchNormalization(name=None if name is None else f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=None if name is None else f"{name}_bn")(x)
     return keras.layers.Activation(activation)(x)
 
 
@@ -66,5 +69,5 @@ def dense_block(x, units, *, norm=False, spectral_norm=False, activation="leaky_
     dense = keras.layers.Dense(units, name=None if name is None else f"{name}_dense")
     x = maybe_spectral_norm(dense, spectral_norm)(x)
     if norm:
-        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     return keras.layers.Activation(activation)(x)

@@ -56,3 +56,4 @@ class Registry(Generic[T]):
 MODELS: Registry = Registry("model")
 DATASETS: Registry = Registry("dataset")
 METRICS: Registry = Registry("metric")
+BENCHMARKS: Registry = Registry("benchmark suite")

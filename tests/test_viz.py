@@ -49,8 +49,8 @@ class FakeLrLiVAE:
         return self._constant(np.linspace(1, 0, num_steps) * (label + 1) / self.num_classes)
 
     def traverse(self, label, dims, values, seed):
-        assert len(dims) == 1
-        return self._constant((np.asarray(values) - min(values)) / (np.ptp(values) or 1.0))
+        assert len(dims) == 1  # like LrLiVAE.traverse: (len(dims), len(values), H, W, C)
+        return self._constant((np.asarray(values) - min(values)) / (np.ptp(values) or 1.0))[None]
 
     def swap(self, images_s, images_u):
         return 0.5 * (np.asarray(images_s) + np.asarray(images_u))

@@ -40,6 +40,9 @@ from keras_lsvae.registry import METRICS
 FEATURES_LAYER = "features"
 PROBS_LAYER = "probs"
 BACKBONES = ("cnn", "resnet_v2")
+# Small training sets give few steps: the default 0.99 left the moving statistics far from the
+# data after 360 steps on digits (test accuracy 0.11 in inference mode vs 1.0 in training mode).
+BN_MOMENTUM = 0.9
 
 
 def _conv_trunk(inputs, width: int):
@@ -49,7 +52,7 @@ def _conv_trunk(inputs, width: int):
         filters = width * 2**stage
         for _ in range(2):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = keras.layers.ReLU()(x)
         if size >= 8:  # keep at least a 4×4 map for the last stage
             x = keras.layers.MaxPooling2D(2)(x)

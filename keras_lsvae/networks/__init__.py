@@ -74,7 +74,7 @@ def build_decoder(latent_dims: Sequence[int], output_shape, *, width=32,
         base = output_shape[0] // 2**stages
         x = keras.layers.Dense(base * base * widths[0], use_bias=not norm)(x)
         if norm:
-            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM)(x)
         x = keras.layers.Activation("relu")(x)
         x = keras.layers.Reshape((base, base, widths[0]))(x)
         for i, filters in enumerate(widths[1:] + [width // 2]):

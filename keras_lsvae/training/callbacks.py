@@ -43,6 +43,26 @@ class SampleGrid(keras.callbacks.Callback):
             self.writer.flush()
 
 
+class ToyPoints(keras.callbacks.Callback):
+    """For point data (toy2d, swiss_roll): ``points/epoch_XXXX.npz`` with ``points`` generated for
+    ``per_class`` requested labels per class (fixed seed) and those ``labels``: the material of
+    Lr-LiVAE's Fig. 2 (generated points over epochs)."""
+
+    def __init__(self, workdir, per_class=300, seed=0):
+        super().__init__()
+        self.directory = os.path.join(workdir, "points")
+        self.per_class, self.seed = per_class, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.is_image or not hasattr(self.model, "generate"):
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        labels = np.repeat(np.arange(self.model.num_classes), self.per_class).astype(np.int32)
+        points = np.asarray(self.model.generate(labels, seed=self.seed))
+        np.savez(os.path.join(self.directory, f"epoch_{epoch + 1:04d}.npz"), points=points,
+                 labels=labels)
+
+
 def seed_generators(model):
     """Every ``keras.random.SeedGenerator`` of the model, by a stable path (their state is not
     part of Keras weight files, so checkpoints store it beside them)."""

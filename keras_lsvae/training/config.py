@@ -34,9 +34,10 @@ class TrainConfig:
     restart: bool = False
     verbose: int = 1
 
-    #: fields that must match between a checkpoint and the run that resumes it
+    #: fields that must match between a checkpoint and the run that resumes it (epochs and the
+    #: fine-tuning fields may change: extending a run, or fine-tuning a finished one, is legal)
     RESUME_KEYS = ("model", "dataset", "batch_size", "seed", "image_size", "classes",
-                   "model_args", "unlabeled_dataset", "unlabeled_classes")
+                   "model_args")
 
     def to_json(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -112,8 +112,10 @@ def _datasets(config, model, meta, replicas):
 def _unlabeled_dataset(config, model):
     """Labeled and unlabeled batches zipped into {"labeled": ..., "unlabeled": images}."""
     common = dict(seed=config.seed, data_dir=config.data_dir, image_size=config.image_size)
+    # With --steps_per_epoch the unlabeled stream repeats; without, an epoch is one pass of it.
     unlabeled = data.load(config.unlabeled_dataset, "train", config.batch_size,
-                          classes=config.unlabeled_classes, **common)
+                          classes=config.unlabeled_classes,
+                          repeat=config.steps_per_epoch is not None, **common)
     labeled = data.load(config.dataset, "train", config.batch_size, group=model.data_group,
                         flip=config.flip, classes=config.classes, repeat=True, **common)
     if single_attribute_as_class(data.info(config.dataset, data_dir=config.data_dir)):
@@ -160,6 +162,7 @@ def train(config: TrainConfig) -> dict:
         keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0),
         cb.SampleGrid(config.workdir, config.samples_per_class, config.seed,
                       log_dir=os.path.join(log_dir, "samples")),
+        cb.ToyPoints(config.workdir, seed=config.seed),
         checkpointer,
         cb.MetricsHistory(config.workdir),
     ]

@@ -215,7 +215,9 @@ def fig5_traverse(
     rows, row_labels = [], []
     for class_id in labels:
         for dim in dims:
-            rows.append(as_nhwc(model.traverse(class_id, [int(dim)], list(values), seed)))
+            # traverse returns (len(dims), len(values), H, W, C); one dimension -> row 0
+            rows.append(as_nhwc(to_numpy(model.traverse(class_id, [int(dim)], list(values),
+                                                        seed))[0]))
             row_labels.append(f"class {class_id}, z_u[{dim}]")
     return _save_tiles(
         path,

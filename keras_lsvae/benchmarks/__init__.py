@@ -1,0 +1,27 @@
+"""Benchmark suites, picked by name (``scripts/benchmark.py --suite=NAME --out=DIR``).
+
+Each suite trains what it needs, measures quality with the papers' protocols and returns a dict
+of numbers, settings and versions that ``run_suite`` writes to ``DIR/NAME.json``. Speed and
+quality targets live here, never in timed tests.
+"""
+
+import json
+import os
+import time
+
+from keras_lsvae.benchmarks import lrlivae  # noqa: F401  (registers its suites)
+from keras_lsvae.registry import BENCHMARKS
+
+
+def run_suite(name, out_dir, **options):
+    """Run suite ``name`` and write ``out_dir/name.json``; returns the result dict."""
+    suite = BENCHMARKS.get(name)
+    os.makedirs(out_dir, exist_ok=True)
+    started = time.time()
+    result = suite(out_dir, **options)
+    result["suite"] = name
+    result["wall_seconds"] = round(time.time() - started, 1)
+    path = os.path.join(out_dir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    return result

@@ -1,0 +1,298 @@
+"""Every paper-A (Lr-LiVAE, CVPR 2019) figure for one finished training run.
+
+``visualize_run(workdir)`` reads what :func:`keras_lsvae.training.train` leaves in ``workdir``
+(``model.keras``, ``config.json`` and, for point data, ``points/epoch_XXXX.npz``), loads the
+run's test split and writes, into ``workdir/figures`` (or ``out_dir``):
+
+==================  ========================  ==================================================
+name                file                      content
+==================  ========================  ==================================================
+fig2                fig2_toy_points.png       point data only: generated points at a few epochs
+                                              (evenly spread, last one included) vs. the real
+                                              test points
+fig3                fig3_samples.png          ``num_steps`` samples per class (up to
+                                              ``max_classes`` classes, evenly spread)
+fig4a / fig4b       fig4a_vary_zs.png /       z_s resp. z_u interpolated (§4.3); 3 classes
+                    fig4b_vary_zu.png         evenly spread over the class ids (the paper's
+                                              Fig. 4 shows 3 rows), ``num_steps`` columns
+fig5                fig5_traverse.png         the 3 z_u dimensions whose traversal changes the
+                                              output most (the paper found 3 meaningful ones),
+                                              one row per (Fig. 4 class, dimension), values
+                                              evenly spaced in [-2, 2]
+fig6                fig6_swap.png             one seeded test image per class gives z_s (first
+                                              column), another one per class gives z_u (first
+                                              row); cell (i, j) decodes (z_s of i, z_u of j)
+fig6_swap_unseen    fig6_swap_unseen.png      semi-supervised runs (``unlabeled_classes`` in
+                                              config.json) only: as fig6, but the z_s images come
+                                              from the classes never labeled in training (Fig. 6)
+fig7                fig7_inpainting.png       §4.5's three masks on ``num_steps`` test images
+==================  ========================  ==================================================
+
+Image figures also have their exact tile grid next to them (``<stem>_grid.png``, see
+:mod:`keras_lsvae.viz.figures`). ``index.json`` in the output directory lists the figures
+(``{"figures": {name: file name}, "grids": {...}, ...}``) together with the choices made (classes
+shown, ranked z_u dimensions and their measured change), so a figure can be traced back.
+
+Point data sets (toy2d, swiss_roll) get fig2 only: the other figures are image grids.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import re
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from keras_lsvae.viz import figures
+from keras_lsvae.viz.grid import to_numpy
+
+logger = logging.getLogger(__name__)
+
+#: how many classes Fig. 4 (and therefore Fig. 5) shows: the paper's Fig. 4 has 3 rows
+FIG4_CLASSES = 3
+#: how many z_u dimensions Fig. 5 shows: the paper found 3 meaningful ones
+FIG5_DIMS = 3
+#: the z_u value whose ± decodings rank dimensions for Fig. 5, and the traversal's range
+TRAVERSE_RANGE = 2.0
+#: how many epochs Fig. 2 shows (evenly spread, the last included)
+FIG2_EPOCHS = 4
+#: test examples kept in memory: enough for one image per class, bounded for large sets
+MAX_TEST_EXAMPLES = 5000
+
+FIGURE_FILES = {
+    "fig2": "fig2_toy_points.png",
+    "fig3": "fig3_samples.png",
+    "fig4a": "fig4a_vary_zs.png",
+    "fig4b": "fig4b_vary_zu.png",
+    "fig5": "fig5_traverse.png",
+    "fig6": "fig6_swap.png",
+    "fig6_swap_unseen": "fig6_swap_unseen.png",
+    "fig7": "fig7_inpainting.png",
+}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_run(workdir: str):
+    """``(model, config dict)`` of a finished run; FileNotFoundError naming what is missing."""
+    model_path = os.path.join(workdir, "model.keras")
+    config_path = os.path.join(workdir, "config.json")
+    for path in (model_path, config_path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{path} not found: visualize_run needs a finished training run "
+                f"(scripts/train.py writes model.keras and config.json into its --workdir)")
+    with open(config_path) as f:
+        config = json.load(f)
+    import keras
+
+    import keras_lsvae.models  # noqa: F401  (registers the model classes for deserialisation)
+
+    # compile=False: figures need no optimizer state, and restoring 7 optimizers is wasted work.
+    model = keras.models.load_model(model_path, compile=False)
+    return model, config
+
+
+def _class_labels(labels, meta) -> np.ndarray:
+    """Class ids as the model sees them: a single binary attribute is used as 2 classes."""
+    from keras_lsvae.training.loop import single_attribute_as_class
+
+    labels = np.asarray(labels)
+    if single_attribute_as_class(meta):
+        return np.round(labels[:, 0]).astype(np.int32)
+    return labels.astype(np.int32).reshape(-1)
+
+
+def load_test_arrays(dataset: str, config: dict, classes=None,
+                     max_examples: int = MAX_TEST_EXAMPLES):
+    """Test split (or the last split) of ``dataset`` with the run's image size and data dir."""
+    from keras_lsvae import data
+
+    meta = data.info(dataset, data_dir=config.get("data_dir"),
+                     image_size=config.get("image_size"))
+    split = "test" if "test" in meta.splits else meta.splits[-1]
+    images, labels = data.load_arrays(dataset, split, data_dir=config.get("data_dir"),
+                                      image_size=config.get("image_size"),
+                                      classes=classes, max_examples=max_examples)
+    return images, _class_labels(labels, meta)
+
+
+# --------------------------------------------------------------------------- choices
+
+
+def spread(items: Sequence[int], count: int) -> List[int]:
+    """Up to ``count`` items evenly spread over ``items`` (first and last included)."""
+    items = list(items)
+    if len(items) <= count:
+        return items
+    positions = np.round(np.linspace(0, len(items) - 1, count)).astype(int)
+    return [items[p] for p in positions]
+
+
+def one_per_class(labels: np.ndarray, classes: Sequence[int], rng: np.random.Generator,
+                  exclude: Sequence[int] = ()) -> Dict[int, int]:
+    """{class: index of a randomly chosen example of that class}, avoiding ``exclude`` where the
+    class has another example (so fig6's z_s and z_u images differ). Absent classes are left out.
+    """
+    chosen = {}
+    excluded = set(int(i) for i in exclude)
+    for class_id in classes:
+        members = np.flatnonzero(labels == class_id)
+        preferred = [i for i in members if int(i) not in excluded]
+        pool = preferred or list(members)
+        if pool:
+            chosen[int(class_id)] = int(rng.choice(pool))
+    return chosen
+
+
+def rank_zu_dims(model, classes: Sequence[int], seed: int = 0, per_class: int = 4,
+                 value: float = TRAVERSE_RANGE):
+    """z_u dimensions ordered by how much the output changes when that dimension alone goes
+    from ``-value`` to ``+value``: mean |decode(z_u[d] = +v) - decode(z_u[d] = -v)| over
+    ``per_class`` prior samples (z_s ~ N(μ_c, σ_c), z_u ~ N(0, I)) of each class.
+
+    Returns ``(dims sorted by decreasing change, change per dimension (zu_dim,))``.
+    """
+    labels = np.repeat(np.asarray(list(classes), np.int32), per_class)
+    z_s, z_u = (to_numpy(t) for t in model.sample_latents(labels, seed=seed))
+    num, zu_dim = z_u.shape
+    # One decode batch for all dims and both signs: (zu_dim, 2, N) codes.
+    z_u_moved = np.broadcast_to(z_u, (zu_dim, 2, num, zu_dim)).copy()
+    for dim in range(zu_dim):
+        z_u_moved[dim, 0, :, dim] = value
+        z_u_moved[dim, 1, :, dim] = -value
+    z_s_tiled = np.broadcast_to(z_s, (zu_dim, 2) + z_s.shape).reshape(-1, z_s.shape[-1])
+    decoded = to_numpy(model.decode(z_s_tiled, z_u_moved.reshape(-1, zu_dim)))
+    decoded = decoded.reshape(zu_dim, 2, num, -1)
+    change = np.abs(decoded[:, 0] - decoded[:, 1]).mean(axis=(1, 2))
+    # Stable sort so equal changes keep the lower dimension first (deterministic figures).
+    order = np.argsort(-change, kind="stable")
+    return [int(d) for d in order], change
+
+
+def _points_by_epoch(workdir: str, model, config: dict, seed: int, num_epochs: int):
+    """``{epoch: (points, labels)}`` from ``points/epoch_XXXX.npz``: ``num_epochs`` evenly spread
+    over the saved epochs, the last one included. A run without those files (trained before the
+    ToyPoints callback existed) falls back to the final model's samples at its last epoch."""
+    files = {}
+    for path in glob.glob(os.path.join(workdir, "points", "epoch_*.npz")):
+        match = re.fullmatch(r"epoch_(\d+)\.npz", os.path.basename(path))
+        if match:
+            files[int(match.group(1))] = path
+    if not files:
+        logger.warning("%s has no points/epoch_*.npz; fig2 shows the final model only", workdir)
+        labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), 300)
+        last_epoch = int(config.get("epochs", 0)) + int(config.get("finetune_epochs", 0) or 0)
+        return {last_epoch: (to_numpy(model.generate(labels, seed=seed)), labels)}
+    shown = {}
+    for epoch in spread(sorted(files), num_epochs):
+        with np.load(files[epoch]) as saved:
+            shown[epoch] = (saved["points"], saved["labels"])
+    return shown
+
+
+# --------------------------------------------------------------------------- the figures
+
+
+def visualize_run(workdir: str, out_dir: Optional[str] = None, seed: int = 0,
+                  num_steps: int = 8, max_classes: int = 10) -> Dict[str, str]:
+    """Write every paper-A figure of the run in ``workdir`` (module docstring for the list).
+
+    Args:
+        workdir: a finished training run (``model.keras`` and ``config.json``).
+        out_dir: where to write; default ``workdir/figures``.
+        seed: every random choice (samples, latent draws, which test images) derives from it.
+        num_steps: columns of Fig. 3 and Fig. 4, values of the Fig. 5 traversal, images of Fig. 7.
+        max_classes: at most this many classes (evenly spread over the ids) in Fig. 3 and Fig. 6.
+
+    Returns:
+        ``{figure name: path of its PNG}``; also written as ``out_dir/index.json``.
+    """
+    workdir = os.fspath(workdir)
+    out_dir = os.fspath(out_dir) if out_dir is not None else os.path.join(workdir, "figures")
+    model, config = load_run(workdir)
+    os.makedirs(out_dir, exist_ok=True)
+    paths: Dict[str, str] = {}
+    details: Dict[str, object] = {"workdir": os.path.abspath(workdir), "seed": seed,
+                                  "dataset": config.get("dataset")}
+
+    def target(name):
+        return os.path.join(out_dir, FIGURE_FILES[name])
+
+    test_images, test_labels = load_test_arrays(config["dataset"], config,
+                                                classes=config.get("classes"))
+    if not model.is_image:
+        points = _points_by_epoch(workdir, model, config, seed, FIG2_EPOCHS)
+        paths["fig2"] = figures.fig2_toy_points(points, test_images, test_labels, target("fig2"))
+        details["fig2_epochs"] = sorted(int(e) for e in points)
+        return _write_index(out_dir, paths, details)
+
+    all_classes = list(range(model.num_classes))
+    shown_classes = spread(all_classes, max_classes)
+    row_classes = spread(all_classes, FIG4_CLASSES)
+    details.update(fig3_classes=shown_classes, fig4_classes=row_classes)
+
+    paths["fig3"] = figures.fig3_samples_per_class(model, target("fig3"), per_class=num_steps,
+                                                   seed=seed, classes=shown_classes)
+    paths["fig4a"] = figures.fig4_vary_zs(model, target("fig4a"), row_classes, num_steps, seed)
+    paths["fig4b"] = figures.fig4_vary_zu(model, target("fig4b"), row_classes, num_steps, seed)
+
+    ranked_dims, change = rank_zu_dims(model, row_classes, seed=seed)
+    top_dims = ranked_dims[:FIG5_DIMS]
+    values = np.linspace(-TRAVERSE_RANGE, TRAVERSE_RANGE, num_steps).tolist()
+    paths["fig5"] = figures.fig5_traverse(model, target("fig5"), top_dims, values,
+                                          label=row_classes, seed=seed)
+    details.update(fig5_dims=top_dims,
+                   zu_dim_change={str(d): float(change[d]) for d in ranked_dims})
+
+    # Separate generators per figure, so adding the unseen variant never changes fig6 / fig7.
+    zs_choice = one_per_class(test_labels, shown_classes, np.random.default_rng(seed))
+    zu_choice = one_per_class(test_labels, shown_classes, np.random.default_rng(seed + 1),
+                              exclude=list(zs_choice.values()))
+    zs_images = test_images[list(zs_choice.values())]
+    zu_images = test_images[list(zu_choice.values())]
+    paths["fig6"] = figures.fig6_swap_grid(model, zs_images, zu_images, target("fig6"))
+    details.update(fig6_zs_classes=list(zs_choice), fig6_zu_classes=list(zu_choice),
+                   fig6_zs_test_indices=list(zs_choice.values()),
+                   fig6_zu_test_indices=list(zu_choice.values()))
+
+    unlabeled_classes = config.get("unlabeled_classes")
+    if unlabeled_classes:
+        # The unlabeled set may be another data set than the labeled one (same image shape).
+        unseen_dataset = config.get("unlabeled_dataset") or config["dataset"]
+        unseen_images, unseen_labels = load_test_arrays(unseen_dataset, config,
+                                                        classes=unlabeled_classes)
+        unseen_choice = one_per_class(unseen_labels,
+                                      spread(sorted(unlabeled_classes), max_classes),
+                                      np.random.default_rng(seed + 2))
+        paths["fig6_swap_unseen"] = figures.fig6_swap_grid(
+            model, unseen_images[list(unseen_choice.values())], zu_images,
+            target("fig6_swap_unseen"))
+        details.update(fig6_unseen_dataset=unseen_dataset,
+                       fig6_unseen_zs_classes=list(unseen_choice))
+
+    rng = np.random.default_rng(seed + 3)
+    inpaint_indices = np.sort(rng.choice(len(test_images), min(num_steps, len(test_images)),
+                                         replace=False))
+    paths["fig7"] = figures.fig7_inpainting(model, test_images[inpaint_indices], target("fig7"))
+    details["fig7_test_indices"] = [int(i) for i in inpaint_indices]
+    return _write_index(out_dir, paths, details)
+
+
+def _write_index(out_dir: str, paths: Dict[str, str], details: Dict[str, object]):
+    grids = {name: os.path.basename(figures.grid_path(path)) for name, path in paths.items()
+             if os.path.exists(figures.grid_path(path))}
+    index = {"figures": {name: os.path.basename(path) for name, path in paths.items()},
+             "grids": grids, **details}
+    with open(os.path.join(out_dir, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+    return paths
+
+
+__all__ = ["FIGURE_FILES", "load_run", "load_test_arrays", "one_per_class", "rank_zu_dims",
+           "spread", "visualize_run"]

@@ -1,0 +1,33 @@
+"""Run a benchmark suite: flags -> keras_lsvae.benchmarks.run_suite.
+
+    python scripts/benchmark.py --suite=lrlivae_digits --out=bench
+
+Writes DIR/NAME.json (numbers, settings, versions). Suites: see keras_lsvae/benchmarks/.
+"""
+
+import json
+
+from absl import app, flags
+
+flags.DEFINE_string("suite", None, "Benchmark suite name.")
+flags.DEFINE_string("out", "bench", "Output directory (DIR/NAME.json).")
+flags.DEFINE_integer("seed", 0, "Seed of training and evaluation.")
+flags.DEFINE_integer("epochs", None, "Override the suite's training epochs (quick checks).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from keras_lsvae.benchmarks import run_suite
+
+    options = {"seed": FLAGS.seed}
+    if FLAGS.epochs:
+        options["epochs"] = FLAGS.epochs
+    result = run_suite(FLAGS.suite, FLAGS.out, **options)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("suite")
+    app.run(main)

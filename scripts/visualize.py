@@ -1,0 +1,35 @@
+"""Draw paper A's (Lr-LiVAE) figures for a finished training run.
+
+    python scripts/visualize.py --workdir=runs/digits [--out_dir=runs/digits/figures] [--seed=0]
+
+Writes the PNGs and an ``index.json`` (default into ``<workdir>/figures``) and prints one
+``name: path`` line per figure. See :func:`keras_lsvae.viz.run.visualize_run` for the figures.
+"""
+
+from absl import app, flags
+
+# Defined here, not shared with train.py: this script reads a run, it does not configure one.
+flags.DEFINE_string("workdir", None, "Run directory written by scripts/train.py (model.keras, "
+                    "config.json).")
+flags.DEFINE_string("out_dir", None, "Where to write the figures; default <workdir>/figures.")
+flags.DEFINE_integer("seed", 0, "Seed of every random choice (samples, latents, test images).")
+flags.DEFINE_integer("num_steps", 8, "Columns of Fig. 3/4, traversal values of Fig. 5, images "
+                     "of Fig. 7.")
+flags.DEFINE_integer("max_classes", 10, "At most this many classes in Fig. 3 and Fig. 6.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from keras_lsvae.viz.run import visualize_run  # imported late: TF starts after flag parsing
+
+    paths = visualize_run(FLAGS.workdir, out_dir=FLAGS.out_dir, seed=FLAGS.seed,
+                          num_steps=FLAGS.num_steps, max_classes=FLAGS.max_classes)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("workdir")
+    app.run(main)
