@@ -8,3 +8,6 @@ __version__ = "0.1.0"
 
 from keras_lsvae import registry  # noqa: F401
 from keras_lsvae.registry import DATASETS, METRICS, MODELS  # noqa: F401
+
+from keras_lsvae import data, distributions, losses, masks, metrics, models  # noqa: E402,F401
+from keras_lsvae.models import LrLiVAE  # noqa: E402,F401

@@ -190,6 +190,22 @@ def test_inpaint_keeps_known_pixels(mask_kind):
                                atol=1e-6)
 
 
+def test_inpaint_by_map_search_fits_visible_pixels_better():
+    from keras_lsvae.masks import make_mask
+    model = tiny_lrlivae()
+    images, _ = image_batch(4)
+    mask = make_mask("right_half", 8, 8)
+    codes = model.encode(images * (1 - mask))
+    before = np.asarray(model.decode(codes["z_s"], codes["z_u"]))
+    z_s, z_u = model._map_codes(tf.constant(images), tf.constant(1 - mask[None]), codes["z_s"],
+                                codes["z_u"], steps=30, learning_rate=0.05, pixel_noise=0.1)
+    after = np.asarray(model.decode(z_s, z_u))
+    visible = np.broadcast_to(mask == 0, images.shape)
+    assert np.mean((after - images)[visible] ** 2) < np.mean((before - images)[visible] ** 2)
+    result = np.asarray(model.inpaint(images, mask, method="optimize", steps=5))
+    np.testing.assert_array_equal(result[visible], images[visible])
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda m, x: m.generate([0, 3]), r"class ids must lie in \[0, 3\)"),
     (lambda m, x: m.generate([-1]), r"class ids must lie"),
@@ -199,6 +215,7 @@ def test_inpaint_keeps_known_pixels(mask_kind):
     (lambda m, x: m.inpaint(x, np.ones((4, 4))), "mask: expected shape"),
     (lambda m, x: m.inpaint(x, np.full((8, 8), 0.5)), "0 \\(kept\\) or 1"),
     (lambda m, x: m.inpaint(x, "left_ear"), "unknown mask"),
+    (lambda m, x: m.inpaint(x, "right_half", method="magic"), "method must be"),
     (lambda m, x: m.swap(x, x[:2]), "as many"),
     (lambda m, x: m.traverse(0, dims=[7]), "dims must lie"),
 ])
@@ -214,8 +231,19 @@ def test_bad_constructor_arguments():
         tiny_lrlivae(loss_weighting="mine")
     with pytest.raises(ValueError, match="gan_loss"):
         tiny_lrlivae(gan_loss="wgan")
+    with pytest.raises(ValueError, match="adversary_input"):
+        tiny_lrlivae(adversary_input="both")
     with pytest.raises(ValueError, match="image size"):
         tiny_lrlivae(input_shape=(12, 12, 1))
+
+
+def test_learning_rate_multipliers_reach_their_optimizers():
+    model = tiny_lrlivae(variance_lr_multiplier=0.5, adversary_lr_multiplier=4.0)
+    model.compile(learning_rate=1e-3)
+    rates = {k: float(o.learning_rate) for k, o in model.objective_optimizers.items()}
+    assert rates["gm_variance"] == pytest.approx(5e-4)
+    assert rates["latent_classifier"] == pytest.approx(4e-3)
+    assert rates["decoder"] == pytest.approx(1e-3)
 
 
 def test_loss_weightings_follow_code_or_paper():

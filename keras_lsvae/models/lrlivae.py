@@ -49,6 +49,7 @@ from keras_lsvae.models.base import LabelSplitModel
 from keras_lsvae.registry import MODELS
 
 LOSS_WEIGHTINGS = ("code", "paper")
+ADVERSARY_INPUTS = ("sample", "mean")
 
 
 @MODELS.register("lrlivae")
@@ -70,8 +71,14 @@ class LrLiVAE(LabelSplitModel):
     spectral_norm: spectral normalisation in D.
     min_variance, init_variance, mean_init_stddev: the prior's parameterisation.
     variance_lr_multiplier: the prior variances' learning rate relative to the base rate.
+    adversary_lr_multiplier: the latent classifier's (ω) learning rate relative to the base
+        rate; a faster adversary tracks the moving encoder better.
     train_sampling: "sample" (reparameterised z_u, Algorithm 1 line 14) or "mode" (z_u = μ and
         z'_s = μ_y, z'_u = 0 for the GAN fakes: deterministic, for parity tests).
+    adversary_input: what q_ω(c|z_u) sees in Eq. 4–5: "sample" (z_u ~ q(z_u|x), the paper) or
+        "mean" (the posterior mean μ_u). With a nearly collapsed q(z_u|x) the class signal in
+        μ_u is far below the sampling noise, invisible to an adversary on samples yet readable
+        by any probe of the frozen codes; "mean" removes it from μ_u itself.
     """
 
     OBJECTIVES = ("gm", "gm_variance", "encoder_s", "encoder_u", "latent_classifier", "decoder",
@@ -86,7 +93,8 @@ class LrLiVAE(LabelSplitModel):
                  zu_rec_weight=None, kl_weight=None, adv_weight=1.0, gan_weight=1.0,
                  gan_loss="nonsaturating", spectral_norm=False, min_variance=1e-3,
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=0.1,
-                 train_sampling="sample", seed=0, name="lrlivae", **kwargs):
+                 adversary_lr_multiplier=1.0, train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae",
+                 **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got "
@@ -95,6 +103,9 @@ class LrLiVAE(LabelSplitModel):
             raise ValueError(f"gan_loss must be one of {L.GAN_LOSSES}, got {gan_loss!r}")
         if train_sampling not in ("sample", "mode"):
             raise ValueError(f"train_sampling must be 'sample' or 'mode', got {train_sampling!r}")
+        if adversary_input not in ADVERSARY_INPUTS:
+            raise ValueError(f"adversary_input must be one of {ADVERSARY_INPUTS}, got "
+                             f"{adversary_input!r}")
         if n_gm < 0:
             raise ValueError(f"n_gm must be >= 0, got {n_gm}")
         self.zs_dim, self.zu_dim = int(zs_dim), int(zu_dim)
@@ -108,7 +119,9 @@ class LrLiVAE(LabelSplitModel):
         self.adv_weight, self.gan_weight = float(adv_weight), float(gan_weight)
         self.gan_loss, self.spectral_norm = gan_loss, bool(spectral_norm)
         self.variance_lr_multiplier = float(variance_lr_multiplier)
+        self.adversary_lr_multiplier = float(adversary_lr_multiplier)
         self.train_sampling = train_sampling
+        self.adversary_input = adversary_input
         self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
                                       kl_weight=kl_weight)
         num_pixels = float(np.prod(self.example_shape))
@@ -162,9 +175,10 @@ class LrLiVAE(LabelSplitModel):
         }
 
     def compile(self, learning_rate=5e-4, learning_rates=None, **kwargs):
-        """Adam with α = 5e-4 (§4.2) per objective; the prior variances at
-        ``variance_lr_multiplier`` × that rate unless ``learning_rates`` says otherwise."""
-        rates = {"gm_variance": learning_rate * self.variance_lr_multiplier}
+        """Adam with α = 5e-4 (§4.2) per objective; the prior variances and the latent adversary
+        at their multipliers × that rate unless ``learning_rates`` says otherwise."""
+        rates = {"gm_variance": learning_rate * self.variance_lr_multiplier,
+                 "latent_classifier": learning_rate * self.adversary_lr_multiplier}
         rates.update(learning_rates or {})
         super().compile(learning_rate=learning_rate, learning_rates=rates, **kwargs)
 
@@ -214,7 +228,8 @@ class LrLiVAE(LabelSplitModel):
             enc_u = self.encoder_u(images, training=training)
             z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
             kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
-            class_logits = self.latent_classifier(z_u, training=training)
+            adversary_codes = z_u if self.adversary_input == "sample" else enc_u["mean"]
+            class_logits = self.latent_classifier(adversary_codes, training=training)
             adv_encoder = L.adversarial_encoder_loss(class_logits)
             adv_classifier = L.adversarial_classifier_loss(class_logits, labels)
             z_s = self.encoder_s(images, training=training)["z_s"]
@@ -440,25 +455,64 @@ class LrLiVAE(LabelSplitModel):
             raise ValueError("mask: values must be 0 (kept) or 1 (missing)")
         return tf.convert_to_tensor(mask)
 
-    def inpaint(self, images, mask, fill_value=0.0, iterations=1):
+    INPAINT_METHODS = ("encode", "optimize")
+
+    def inpaint(self, images, mask, fill_value=0.0, iterations=1, method="encode", steps=200,
+                learning_rate=0.05, pixel_noise=0.1):
         """x_inp = M ⊙ x' + (1 − M) ⊙ x (§4.5), M = 1 on missing pixels.
 
-        The corrupted image (missing pixels set to ``fill_value``) goes through both encoders
-        and the decoder; ``iterations > 1`` feeds x_inp back in (an extension, off by default).
+        ``method="encode"`` (the paper): the corrupted image (missing pixels set to
+        ``fill_value``, a scalar or an (H, W, C) image such as the data mean) goes through both
+        encoders and the decoder; ``iterations > 1`` feeds x_inp back in.
+        ``method="optimize"`` (an extension): starting from those codes, ``steps`` Adam steps on
+        (z_s, z_u) maximise log p(x_visible | z) + log p(z_s) + log p(z_u), with a Gaussian
+        pixel likelihood of std ``pixel_noise``, the mixture prior of Eq. 6 and N(0, I): the
+        MAP codes of the visible pixels, which the encoders (trained on whole images) only
+        approximate when half of the image is missing.
         ``mask`` may be a name from :data:`keras_lsvae.masks.MASK_KINDS`.
         """
         if not self.is_image:
             raise ValueError("inpaint needs image data")
+        if method not in self.INPAINT_METHODS:
+            raise ValueError(f"method must be one of {self.INPAINT_METHODS}, got {method!r}")
         images = self.check_images(images)
         if isinstance(mask, str):
             mask = masks_lib.make_mask(mask, *self.example_shape[:2])
         mask = self._check_mask(mask, images)
         if int(iterations) < 1:
             raise ValueError(f"iterations must be >= 1, got {iterations}")
-        result = images * (1.0 - mask) + fill_value * mask
+        fill = tf.convert_to_tensor(np.asarray(fill_value, np.float32))
+        result = images * (1.0 - mask) + fill * mask
         for _ in range(int(iterations)):
             result = mask * self.reconstruct(result) + (1.0 - mask) * images
+        if method == "optimize":
+            codes = self.encode(result)
+            z_s, z_u = self._map_codes(images, 1.0 - mask, codes["z_s"], codes["z_u"],
+                                       int(steps), float(learning_rate), float(pixel_noise))
+            result = mask * self.decode(z_s, z_u) + (1.0 - mask) * images
         return result
+
+    def _map_codes(self, images, visible, z_s, z_u, steps, learning_rate, pixel_noise):
+        """MAP estimate of (z_s, z_u) given the visible pixels (see :meth:`inpaint`)."""
+        z_s, z_u = tf.Variable(z_s), tf.Variable(z_u)
+        optimizer = keras.optimizers.Adam(learning_rate)
+        means, variances = self.prior(None)
+        visible = tf.broadcast_to(visible, tf.shape(images))
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                decoded = self.decoder([z_s, z_u], training=False)
+                data_term = 0.5 * tf.reduce_sum(
+                    visible * tf.square(images - decoded), axis=[1, 2, 3]) / pixel_noise**2
+                prior_s = -tf.reduce_logsumexp(L.gm_logits(z_s, means, variances), axis=-1)
+                prior_u = 0.5 * tf.reduce_sum(tf.square(z_u), axis=-1)
+                loss = tf.reduce_sum(data_term + prior_s + prior_u)
+            optimizer.apply_gradients(zip(tape.gradient(loss, [z_s, z_u]), [z_s, z_u]))
+
+        for _ in range(steps):
+            step()
+        return z_s.value(), z_u.value()
 
     def interpolate(self, images_a, images_b, num_steps=8):
         """Decoded linear interpolation of (z_s, z_u) between two sets of images:
@@ -522,5 +576,7 @@ class LrLiVAE(LabelSplitModel):
             spectral_norm=self.spectral_norm, min_variance=self.prior.min_variance,
             init_variance=self.prior.init_variance, mean_init_stddev=self.prior.mean_init_stddev,
             variance_lr_multiplier=self.variance_lr_multiplier,
-            train_sampling=self.train_sampling, **self._weight_overrides)
+            adversary_lr_multiplier=self.adversary_lr_multiplier,
+            train_sampling=self.train_sampling, adversary_input=self.adversary_input,
+            **self._weight_overrides)
         return config

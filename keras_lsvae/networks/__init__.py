@@ -127,10 +127,19 @@ def build_discriminator(input_shape, num_labels, *, width=32, mlp_units=DEFAULT_
 
 
 def build_latent_classifier(latent_dim, num_classes, *, hidden=(256, 256),
-                            name="latent_classifier") -> keras.Model:
-    """q_ω(c | z_u) -> logits: the adversarial classifier on z_u (Eq. 4)."""
+                            normalize_inputs=False, name="latent_classifier") -> keras.Model:
+    """q_ω(c | z_u) -> logits: the adversarial classifier on z_u (Eq. 4).
+
+    ``normalize_inputs`` standardises z_u with batch statistics first (no learned scale or
+    offset), so the adversary reads small-scale class signals as fast as a probe of standardised
+    frozen codes does. Off by default: on digits it made the adversary win outright (train
+    accuracy 0.49) and the encoder stopped reducing leakage (probe accuracy 0.88 vs 0.73).
+    """
     inputs = keras.Input(shape=(latent_dim,), name="z_u")
     x = inputs
+    if normalize_inputs:
+        x = keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM, center=False, scale=False,
+                                            name=f"{name}_standardize")(x)
     for i, units in enumerate(hidden):
         x = L.dense_block(x, units, name=f"{name}_block{i}")
     return keras.Model(inputs, keras.layers.Dense(num_classes, name=f"{name}_out")(x), name=name)

@@ -1,0 +1,51 @@
+"""The benchmark evaluation code on a tiny untrained model (numbers meaningless, structure and
+invariants real); the suites themselves run in scripts/benchmark.py, not here."""
+
+import numpy as np
+
+from keras_lsvae import metrics
+from keras_lsvae.benchmarks import lrlivae as bench
+from keras_lsvae.registry import BENCHMARKS
+from tests.helpers import image_batch, tiny_lrlivae
+
+
+def test_swap_partners_always_have_another_label():
+    rng = np.random.default_rng(0)
+    labels_s = np.array([0, 1, 2, 2, 1])
+    pool = np.array([0, 0, 1, 2, 1, 2])
+    partners = bench._swap_pairs(labels_s, pool, rng)
+    assert np.all(pool[partners] != labels_s)
+
+
+def test_inpainting_report_compares_with_mean_fill():
+    model = tiny_lrlivae()
+    images, _ = image_batch(6)
+    report = bench.inpainting_report(model, images, images.mean(axis=0))
+    assert set(report) == set(bench.PAPER_MASKS)
+    for entry in report.values():
+        assert entry["mean_fill"] >= 0
+        for method in ("encode", "optimize"):
+            assert entry[method] >= 0
+            assert entry[f"{method}_beats_mean_fill"] == (entry[method] < entry["mean_fill"])
+
+
+def test_evaluate_lrlivae_reports_every_number():
+    model = tiny_lrlivae()
+    train_x, train_y = image_batch(60, seed=1)
+    test_x, test_y = image_batch(30, seed=2)
+    classifier = metrics.train_eval_classifier(train_x, train_y, epochs=1, num_classes=3)
+    result = bench.evaluate_lrlivae(model, train_x, train_y, test_x, test_y, classifier,
+                                    samples_per_class=4)
+    for key in ("zs_accuracy", "zu_leakage_accuracy", "conditional_accuracy",
+                "swap_consistency", "swap_follows_zu", "recon_mse", "diversity_generated",
+                "diversity_real", "fid_vs_test"):
+        assert np.isfinite(result[key]), key
+    for key in ("zs_accuracy", "zu_leakage_accuracy", "conditional_accuracy",
+                "swap_consistency"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["zu_leakage_accuracy"] == max(result["zu_leakage"][k]
+                                                for k in ("linear", "knn", "mlp"))
+
+
+def test_suites_are_registered():
+    assert {"lrlivae_digits", "lrlivae_shapes"} <= set(BENCHMARKS.names())
