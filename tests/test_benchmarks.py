@@ -49,3 +49,10 @@ def test_evaluate_lrlivae_reports_every_number():
 
 def test_suites_are_registered():
     assert {"lrlivae_digits", "lrlivae_shapes"} <= set(BENCHMARKS.names())
+
+
+def test_digits_benchmark_trains_exactly_the_main_config():
+    config = bench.digits_config("/tmp/unused", seed=3)
+    assert config.dataset == "digits" and config.model == "lrlivae" and config.seed == 3
+    assert config.model_args["n_gm"] == 3 and config.epochs == 30
+    assert bench.digits_config("/tmp/unused", epochs=2).epochs == 2

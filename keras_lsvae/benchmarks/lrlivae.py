@@ -32,14 +32,22 @@ import numpy as np
 from keras_lsvae import data, metrics
 from keras_lsvae.masks import make_mask
 from keras_lsvae.registry import BENCHMARKS
-from keras_lsvae.training import TrainConfig, train
+from keras_lsvae.training import train
+from keras_lsvae.training.flags import config_from_flagfile
 from keras_lsvae.training.loop import versions
 
 PAPER_MASKS = ("right_half", "eyes_band", "bottom_half")
 
-DIGITS_RUN = dict(model="lrlivae", dataset="digits", epochs=30, steps_per_epoch=50,
-                  batch_size=64, learning_rate=5e-4, verbose=0,
-                  model_args={"zs_dim": 16, "zu_dim": 16, "width": 32, "n_gm": 3})
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "configs")
+
+
+def digits_config(workdir, seed=0, epochs=None, **overrides):
+    """configs/digits.cfg (the main job) as a TrainConfig, so the benchmark measures exactly
+    what the README's first command trains."""
+    config = config_from_flagfile(os.path.join(CONFIGS_DIR, "digits.cfg"), workdir=workdir,
+                                  seed=seed, verbose=0, restart=True, **overrides)
+    return dataclasses.replace(config, epochs=int(epochs)) if epochs else config
 
 
 def _load_model(workdir):
@@ -154,11 +162,7 @@ def _classifier(train_images, train_labels, test_images, test_labels, seed, epoc
 @BENCHMARKS.register("lrlivae_digits")
 def lrlivae_digits(out_dir, seed=0, epochs=None, semi_supervised=True, classifier_epochs=30):
     """Train Lr-LiVAE on digits (configs/digits.cfg settings) and measure it (module doc)."""
-    run = dict(DIGITS_RUN, seed=seed)
-    if epochs:
-        run["epochs"] = int(epochs)
-    config = TrainConfig(workdir=os.path.join(out_dir, "lrlivae_digits_run"), restart=True,
-                         **run)
+    config = digits_config(os.path.join(out_dir, "lrlivae_digits_run"), seed, epochs)
     started = time.time()
     train(config)
     train_seconds = time.time() - started
@@ -174,12 +178,12 @@ def lrlivae_digits(out_dir, seed=0, epochs=None, semi_supervised=True, classifie
     result.update(evaluate_lrlivae(model, train_images, train_labels, test_images, test_labels,
                                    classifier, seed=seed))
     if semi_supervised:
-        result["semi_supervised"] = _semi_supervised(out_dir, run, classifier, test_images,
+        result["semi_supervised"] = _semi_supervised(out_dir, config, classifier, test_images,
                                                      test_labels, seed)
     return result
 
 
-def _semi_supervised(out_dir, run, classifier, test_images, test_labels, seed,
+def _semi_supervised(out_dir, config, classifier, test_images, test_labels, seed,
                      seen=tuple(range(7)), unseen=(7, 8, 9)):
     """Labels for ``seen`` only; then fine-tuning on unlabeled ``unseen`` images (§3.6).
 
@@ -187,8 +191,7 @@ def _semi_supervised(out_dir, run, classifier, test_images, test_labels, seed,
     test image of another class; the independent 10-class classifier should see a's class.
     """
     workdir = os.path.join(out_dir, "lrlivae_digits_semi")
-    base = dict(run, classes=seen)
-    phase1 = TrainConfig(workdir=workdir, restart=True, **base)
+    phase1 = dataclasses.replace(config, workdir=workdir, classes=tuple(seen))
     train(phase1)
     rng = np.random.default_rng(seed)
     unseen_idx = np.flatnonzero(np.isin(test_labels, unseen))
@@ -208,7 +211,7 @@ def _semi_supervised(out_dir, run, classifier, test_images, test_labels, seed,
                 "unseen_recon_mse": float(np.mean((recon - test_images[unseen_idx]) ** 2))}
 
     before = measure()
-    finetune_epochs = max(1, run["epochs"] // 3)
+    finetune_epochs = max(1, config.epochs // 3)
     phase2 = dataclasses.replace(phase1, restart=False, unlabeled_dataset="digits",
                                  unlabeled_classes=tuple(unseen),
                                  finetune_epochs=finetune_epochs)
@@ -224,11 +227,9 @@ def lrlivae_shapes(out_dir, seed=0, epochs=None):
     """Lr-LiVAE on ``shapes``: is the non-class information in z_u and not in z_s?"""
     from keras_lsvae.data import shapes
 
-    run = dict(model="lrlivae", dataset="shapes", epochs=int(epochs or 12), steps_per_epoch=50,
-               batch_size=64, seed=seed, verbose=0,
-               model_args={"zs_dim": 8, "zu_dim": 8, "width": 32, "n_gm": 3})
-    config = TrainConfig(workdir=os.path.join(out_dir, "lrlivae_shapes_run"), restart=True,
-                         **run)
+    digits = digits_config(os.path.join(out_dir, "lrlivae_shapes_run"), seed)
+    config = dataclasses.replace(digits, dataset="shapes", epochs=int(epochs or 12),
+                                 model_args=dict(digits.model_args, zs_dim=8, zu_dim=8))
     started = time.time()
     train(config)
     train_seconds = time.time() - started

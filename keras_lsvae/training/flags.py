@@ -58,3 +58,14 @@ def config_from_flags(values) -> TrainConfig:
         finetune_epochs=values.finetune_epochs, steps_per_epoch=values.steps_per_epoch,
         samples_per_class=values.samples_per_class, jit_compile=values.jit_compile,
         restart=values.restart, verbose=values.verbose)
+
+
+def config_from_flagfile(path, **overrides):
+    """A TrainConfig from a flagfile (as ``train.py --flagfile=path`` would build it), with
+    ``overrides`` applied to the config's fields: lets benchmarks reuse the configs verbatim."""
+    import dataclasses
+
+    values = flags.FlagValues()
+    define_train_flags(values)
+    values(["train", f"--flagfile={path}", f"--workdir={overrides.get('workdir', 'unused')}"])
+    return dataclasses.replace(config_from_flags(values), **overrides)
