@@ -152,3 +152,10 @@ def test_single_attribute_data_trains_as_two_classes(tmp_path):
     metrics = train(tiny_config(tmp_path, dataset="swiss_roll", image_size=None,
                                 model_args={"zs_dim": 2, "zu_dim": 2, "n_gm": 1}))
     assert 0.0 <= metrics["test_class_accuracy"] <= 1.0
+
+
+def test_flagfiles_may_include_other_flagfiles(tmp_path):
+    child = tmp_path / "child.cfg"
+    child.write_text(f"--flagfile={os.path.join(REPO, 'configs', 'debug.cfg')}\n--epochs=7\n")
+    config = config_from_flags(_parse([f"--flagfile={child}", "--workdir=/tmp/x"]))
+    assert config.epochs == 7 and config.model_args["zs_dim"] == 4
