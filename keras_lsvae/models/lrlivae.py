@@ -80,6 +80,8 @@ class LrLiVAE(LabelSplitModel):
         rate; a faster adversary tracks the moving encoder better.
     adversary_steps: ω updates per joint step (line 27 once, plus ``adversary_steps − 1`` more
         on the same, detached codes), as GANs train their discriminator k times per step.
+    adversary_standardize: the adversary standardises its input with batch statistics
+        (see :func:`keras_lsvae.networks.build_latent_classifier`).
     train_sampling: "sample" (reparameterised z_u, Algorithm 1 line 14) or "mode" (z_u = μ and
         z'_s = μ_y, z'_u = 0 for the GAN fakes: deterministic, for parity tests).
     adversary_input: what q_ω(c|z_u) sees in Eq. 4–5: "sample" (z_u ~ q(z_u|x), the paper) or
@@ -100,7 +102,8 @@ class LrLiVAE(LabelSplitModel):
                  zu_rec_weight=None, kl_weight=None, adv_weight=1.0, gan_weight=1.0,
                  gan_loss="nonsaturating", spectral_norm=False, min_variance=1e-3,
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
-                 adversary_lr_multiplier=1.0, adversary_steps=1, train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae",
+                 adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
+                 train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae",
                  **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         if loss_weighting not in LOSS_WEIGHTINGS:
@@ -130,6 +133,7 @@ class LrLiVAE(LabelSplitModel):
         if int(adversary_steps) < 1:
             raise ValueError(f"adversary_steps must be >= 1, got {adversary_steps}")
         self.adversary_steps = int(adversary_steps)
+        self.adversary_standardize = bool(adversary_standardize)
         self.train_sampling = train_sampling
         self.adversary_input = adversary_input
         self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
@@ -157,7 +161,8 @@ class LrLiVAE(LabelSplitModel):
         self.decoder = networks.build_decoder([self.zs_dim, self.zu_dim], shape, width=width,
                                               mlp_units=self.mlp_units, name="decoder")
         self.latent_classifier = networks.build_latent_classifier(
-            self.zu_dim, num_classes, hidden=self.latent_classifier_units)
+            self.zu_dim, num_classes, hidden=self.latent_classifier_units,
+            normalize_inputs=self.adversary_standardize)
         self.discriminator = networks.build_discriminator(
             shape, num_classes, width=width, mlp_units=self.mlp_units,
             spectral_norm=self.spectral_norm)
@@ -601,6 +606,7 @@ class LrLiVAE(LabelSplitModel):
             variance_lr_multiplier=self.variance_lr_multiplier,
             adversary_lr_multiplier=self.adversary_lr_multiplier,
             adversary_steps=self.adversary_steps,
+            adversary_standardize=self.adversary_standardize,
             train_sampling=self.train_sampling, adversary_input=self.adversary_input,
             **self._weight_overrides)
         return config
