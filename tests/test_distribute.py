@@ -38,3 +38,13 @@ def test_two_replicas_apply_the_same_update_as_one():
         np.testing.assert_allclose(a2 - b, a1 - b, rtol=1e-4, atol=1e-6)
         moved += not np.allclose(a1, b)
     assert moved > 10  # the step really updated the networks
+
+
+def test_training_loop_runs_under_two_replicas(tmp_path):
+    from keras_lsvae.training import train
+    from tests.test_training import tiny_config
+
+    metrics = train(tiny_config(tmp_path, strategy="mirrored", num_cpu_replicas=2))
+    assert metrics["replicas"] == 2
+    assert 0.0 <= metrics["test_class_accuracy"] <= 1.0
+    assert (tmp_path / "model.keras").exists()

@@ -30,13 +30,23 @@ def configure_cpu_replicas(count: int) -> None:
             "configure them at program start") from error
 
 
+# One MirroredStrategy per device set and process: two live instances over the same devices
+# interleave their collective all-reduces and abort with shape mismatches (seen when a second
+# run started in the same process).
+_MIRRORED = {}
+
+
 def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         if tf.config.list_physical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        configure_cpu_replicas(num_cpu_replicas)
-        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices[:max(1, num_cpu_replicas)])
+            devices = tuple(d.name for d in tf.config.list_logical_devices("GPU"))
+        else:
+            configure_cpu_replicas(num_cpu_replicas)
+            cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+            devices = tuple(cpus[:max(1, num_cpu_replicas)])
+        if devices not in _MIRRORED:
+            _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+        return _MIRRORED[devices]
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
