@@ -51,7 +51,8 @@ def conv_block(x, filters, *, strides=2, norm=True, spectral_norm=False, activat
                                name=None if name is None else f"{name}_conv")
     x = maybe_spectral_norm(conv, spectral_norm)(x)
     if norm:
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=None if name is None else f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM,
+                                            name=None if name is None else f"{name}_bn")(x)
     return keras.layers.Activation(activation)(x)
 
 
@@ -60,7 +61,8 @@ def deconv_block(x, filters, *, norm=True, activation="relu", name=None):
     x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not norm,
                                      name=None if name is None else f"{name}_deconv")(x)
     if norm:
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=None if name is None else f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM,
+                                            name=None if name is None else f"{name}_bn")(x)
     return keras.layers.Activation(activation)(x)
 
 

@@ -129,3 +129,38 @@ def generator_loss(fake_logits_list, kind="nonsaturating"):
 
 
 GAN_LOSSES = ("nonsaturating", "hinge")
+
+
+def hsic(features, labels_one_hot, bandwidth=None, linear_weight=0.0):
+    """Biased HSIC estimate (Gretton et al. 2005) between ``features`` (B, D) and labels (B, C).
+
+    HSIC = tr(K H L H) / (B − 1)², with a Gaussian kernel K on the features (bandwidth: the
+    median pairwise distance unless given, gradients stopped through it) plus, if
+    ``linear_weight`` > 0, that weight times the linear kernel X Xᵀ / D (whose HSIC is the
+    squared cross-covariance of features and labels: the dependence a linear probe reads), and
+    the linear kernel L = Y Yᵀ on one-hot labels; H = I − 11ᵀ/B centres them. Zero iff (in the population limit)
+    features and labels are independent, so it measures the non-linear label dependence that a
+    k-NN or MLP probe finds, without an adversary to train. Not in either paper: an optional
+    extra term for Lr-LiVAE's z_u (``hsic_weight``).
+    """
+    features = tf.convert_to_tensor(features)
+    labels_one_hot = tf.cast(labels_one_hot, features.dtype)
+    batch = tf.cast(tf.shape(features)[0], features.dtype)
+    sq_norms = tf.reduce_sum(tf.square(features), axis=-1)
+    sq_dists = tf.maximum(
+        sq_norms[:, None] + sq_norms[None, :] - 2.0 * tf.matmul(features, features,
+                                                                transpose_b=True), 0.0)
+    if bandwidth is None:
+        median = tf.stop_gradient(
+            tf.sort(tf.reshape(sq_dists, [-1]))[tf.size(sq_dists) // 2])
+        scale = tf.maximum(median, 1e-6)
+    else:
+        scale = tf.cast(2.0 * bandwidth**2, features.dtype)
+    kernel = tf.exp(-sq_dists / scale)
+    if linear_weight:
+        dims = tf.cast(tf.shape(features)[-1], features.dtype)
+        kernel += linear_weight * tf.matmul(features, features, transpose_b=True) / dims
+    label_kernel = tf.matmul(labels_one_hot, labels_one_hot, transpose_b=True)
+    centred = kernel - tf.reduce_mean(kernel, 0, keepdims=True)
+    centred = centred - tf.reduce_mean(centred, 1, keepdims=True)
+    return tf.reduce_sum(centred * label_kernel) / tf.square(batch - 1.0)

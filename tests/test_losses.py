@@ -152,3 +152,21 @@ def test_prior_variance_floor_and_initial_value():
     np.testing.assert_allclose(prior.variances(), 0.01, rtol=1e-6)
     with pytest.raises(ValueError):
         dists.GaussianMixturePrior(3, 5, min_variance=1.0, init_variance=0.5)
+
+
+def test_hsic_matches_its_formula_and_detects_dependence():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    labels = rng.integers(0, 4, size=40)
+    y = np.eye(4, dtype="float32")[labels]
+    # the formula, written out in numpy with a fixed bandwidth
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    k = np.exp(-d2 / (2 * 0.7**2))
+    h = np.eye(40) - 1 / 40
+    expected = np.trace(k @ h @ (y @ y.T) @ h) / 39**2
+    assert float(L.hsic(x, y, bandwidth=0.7)) == pytest.approx(expected, rel=1e-4)
+    # constant labels carry no information
+    assert float(L.hsic(x, np.ones((40, 1), "float32"))) == pytest.approx(0.0, abs=1e-6)
+    # features that encode the label depend on it far more than independent ones
+    encoded = np.concatenate([y * 3, rng.normal(size=(40, 1))], 1).astype("float32")
+    assert float(L.hsic(encoded, y)) > 5 * float(L.hsic(x, y))

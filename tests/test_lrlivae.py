@@ -87,6 +87,21 @@ def test_gm_stage_uses_a_fresh_batch_per_iteration():
     assert not np.allclose(results[0], results[1])
 
 
+def test_hsic_term_enters_only_the_encoder_u_objective():
+    model = tiny_lrlivae(hsic_weight=10.0)
+    model.compile(learning_rate=0.0, learning_rates={"encoder_u": 1e-2})
+    images, labels = image_batch(8, groups=3)
+    logs = model.train_step((tf.constant(images), tf.constant(labels)))
+    assert float(logs["hsic"]) > 0
+    x, y = tf.constant(images[:, -1]), tf.constant(labels[:, -1])
+    with_hsic = model.compute_losses(x, y, training=False)["objectives"]
+    model.hsic_weight = 0.0  # the same networks without the term
+    without = model.compute_losses(x, y, training=False)["objectives"]
+    for name in ("encoder_s", "decoder", "discriminator", "latent_classifier"):
+        assert float(with_hsic[name]) == pytest.approx(float(without[name]), rel=1e-5)
+    assert float(with_hsic["encoder_u"]) > float(without["encoder_u"])
+
+
 def test_wrong_group_count_is_rejected():
     model = tiny_lrlivae(n_gm=2)
     model.compile()

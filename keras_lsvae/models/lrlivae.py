@@ -82,6 +82,10 @@ class LrLiVAE(LabelSplitModel):
         on the same, detached codes), as GANs train their discriminator k times per step.
     adversary_standardize: the adversary standardises its input with batch statistics
         (see :func:`keras_lsvae.networks.build_latent_classifier`).
+    hsic_weight: weight of an extra term in φ's objective, not in the paper: the HSIC between
+        the batch-standardised posterior means μ_u and the labels
+        (:func:`keras_lsvae.losses.hsic`); 0 (default) leaves Algorithm 1 as published.
+    hsic_linear_weight: weight of the linear kernel added to HSIC's Gaussian kernel.
     train_sampling: "sample" (reparameterised z_u, Algorithm 1 line 14) or "mode" (z_u = μ and
         z'_s = μ_y, z'_u = 0 for the GAN fakes: deterministic, for parity tests).
     adversary_input: what q_ω(c|z_u) sees in Eq. 4–5: "sample" (z_u ~ q(z_u|x), the paper) or
@@ -93,8 +97,8 @@ class LrLiVAE(LabelSplitModel):
     OBJECTIVES = ("gm", "gm_variance", "encoder_s", "encoder_u", "latent_classifier", "decoder",
                   "discriminator")
     LOG_KEYS = ("gm_loss", "gm_cls", "gm_lkd", "gm_accuracy", "rec", "kl", "lkd", "adv_encoder",
-                "adv_classifier", "adv_accuracy", "d_loss", "g_loss", "u_rec", "u_kl", "u_lkd",
-                "u_d_loss", "u_g_loss")
+                "adv_classifier", "adv_accuracy", "hsic", "d_loss", "g_loss", "u_rec", "u_kl",
+                "u_lkd", "u_d_loss", "u_g_loss")
 
     def __init__(self, input_shape, num_classes, zs_dim=16, zu_dim=16, width=32,
                  mlp_units=networks.DEFAULT_MLP_UNITS, latent_classifier_units=(256, 256), n_gm=3,
@@ -103,8 +107,8 @@ class LrLiVAE(LabelSplitModel):
                  gan_loss="nonsaturating", spectral_norm=False, min_variance=1e-3,
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
                  adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
-                 train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae",
-                 **kwargs):
+                 hsic_weight=0.0, hsic_linear_weight=0.0, train_sampling="sample",
+                 adversary_input="sample", seed=0, name="lrlivae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got "
@@ -134,6 +138,8 @@ class LrLiVAE(LabelSplitModel):
             raise ValueError(f"adversary_steps must be >= 1, got {adversary_steps}")
         self.adversary_steps = int(adversary_steps)
         self.adversary_standardize = bool(adversary_standardize)
+        self.hsic_weight = float(hsic_weight)
+        self.hsic_linear_weight = float(hsic_linear_weight)
         self.train_sampling = train_sampling
         self.adversary_input = adversary_input
         self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
@@ -256,6 +262,14 @@ class LrLiVAE(LabelSplitModel):
             objectives["encoder_u"] += (self.adv_weight * adv_encoder + self.kl_weight * kl
                                         + self.zu_rec_weight * rec)
             objectives["latent_classifier"] = adv_classifier
+            if self.hsic_weight > 0:
+                mean_u = enc_u["mean"]
+                standardized = (mean_u - tf.reduce_mean(mean_u, 0)) / (
+                    tf.math.reduce_std(mean_u, 0) + 1e-6)
+                dependence = L.hsic(standardized, tf.one_hot(labels, self.num_classes),
+                                    linear_weight=self.hsic_linear_weight)
+                objectives["encoder_u"] += self.hsic_weight * dependence
+                logs["hsic"] = dependence
             objectives["decoder"] += self.rec_weight * rec
             logs.update(rec=rec, kl=kl, lkd=lkd, adv_encoder=adv_encoder,
                         adv_classifier=adv_classifier,
@@ -486,7 +500,7 @@ class LrLiVAE(LabelSplitModel):
     INPAINT_METHODS = ("encode", "optimize")
 
     def inpaint(self, images, mask, fill_value=0.0, iterations=1, method="encode", steps=200,
-                learning_rate=0.05, pixel_noise=0.1):
+                learning_rate=0.05, pixel_noise=0.05):
         """x_inp = M ⊙ x' + (1 − M) ⊙ x (§4.5), M = 1 on missing pixels.
 
         ``method="encode"`` (the paper): the corrupted image (missing pixels set to
@@ -496,7 +510,8 @@ class LrLiVAE(LabelSplitModel):
         (z_s, z_u) maximise log p(x_visible | z) + log p(z_s) + log p(z_u), with a Gaussian
         pixel likelihood of std ``pixel_noise``, the mixture prior of Eq. 6 and N(0, I): the
         MAP codes of the visible pixels, which the encoders (trained on whole images) only
-        approximate when half of the image is missing.
+        approximate when half of the image is missing. (On digits, std 0.05 gave lower error on
+        all three paper masks than 0.1 or 0.2, and 200 steps as low as 500.)
         ``mask`` may be a name from :data:`keras_lsvae.masks.MASK_KINDS`.
         """
         if not self.is_image:
@@ -606,7 +621,8 @@ class LrLiVAE(LabelSplitModel):
             variance_lr_multiplier=self.variance_lr_multiplier,
             adversary_lr_multiplier=self.adversary_lr_multiplier,
             adversary_steps=self.adversary_steps,
-            adversary_standardize=self.adversary_standardize,
+            adversary_standardize=self.adversary_standardize, hsic_weight=self.hsic_weight,
+            hsic_linear_weight=self.hsic_linear_weight,
             train_sampling=self.train_sampling, adversary_input=self.adversary_input,
             **self._weight_overrides)
         return config
