@@ -228,8 +228,12 @@ def lrlivae_shapes(out_dir, seed=0, epochs=None):
     from keras_lsvae.data import shapes
 
     digits = digits_config(os.path.join(out_dir, "lrlivae_shapes_run"), seed)
+    # The HSIC weight of digits.cfg is tuned for 10 classes and 16-d codes; on shapes (4 classes,
+    # 8-d codes) it over-constrains z_u (position R² from z_u fell from ~0.96 to ~0.6), so this
+    # suite measures the paper's objectives plus the digits config's other settings.
     config = dataclasses.replace(digits, dataset="shapes", epochs=int(epochs or 12),
-                                 model_args=dict(digits.model_args, zs_dim=8, zu_dim=8))
+                                 model_args=dict(digits.model_args, zs_dim=8, zu_dim=8,
+                                                 hsic_weight=0.0))
     started = time.time()
     train(config)
     train_seconds = time.time() - started
