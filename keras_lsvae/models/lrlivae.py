@@ -34,7 +34,6 @@ u_d_loss, u_g_loss (unlabeled data, only when present).
 
 from __future__ import annotations
 
-import math
 
 import keras
 import numpy as np
@@ -346,13 +345,17 @@ class LrLiVAE(LabelSplitModel):
             return [(images[:, k], labels[:, k]) for k in range(groups)]
         return [(images, labels)]
 
+    def _ungroup(self, images):
+        """The last column of a grouped batch (B, G, ...); an ungrouped batch as it is."""
+        if images is not None and images.shape.rank == len(self.example_shape) + 2:
+            return images[:, -1]
+        return images
+
     def _last_stage(self, data):
         labeled, unlabeled = self._unpack(data)
         if labeled is not None:
             labeled = self._stages(*labeled)[-1]
-        if unlabeled is not None and unlabeled.shape.rank == len(self.example_shape) + 2:
-            unlabeled = unlabeled[:, -1]
-        return labeled, unlabeled
+        return labeled, self._ungroup(unlabeled)
 
     def train_step(self, data):
         labeled, unlabeled = self._unpack(data)
@@ -369,8 +372,7 @@ class LrLiVAE(LabelSplitModel):
                 del tape
                 logs.update(gm_logs)
             images, labels = stages[-1]
-        if unlabeled is not None and unlabeled.shape.rank == len(self.example_shape) + 2:
-            unlabeled = unlabeled[:, -1]
+        unlabeled = self._ungroup(unlabeled)
         with tf.GradientTape(persistent=True) as tape:  # joint stage: lines 10–24
             result = self.compute_losses(images, labels, unlabeled, training=True)
         self.apply_updates(tape, result["objectives"])
@@ -411,8 +413,8 @@ class LrLiVAE(LabelSplitModel):
         if isinstance(images, dict) or isinstance(images, (tuple, list)):
             labeled, unlabeled = self._last_stage(images)
             images = labeled[0] if labeled is not None else unlabeled
-        elif images.shape.rank == len(self.example_shape) + 2:
-            images = images[:, -1]
+        else:
+            images = self._ungroup(images)
         z_s = self.encoder_s(images, training=training)["z_s"]
         z_u = self.encoder_u(images, training=training)["mean"]
         return self.decoder([z_s, z_u], training=training)

@@ -165,6 +165,18 @@ def fig3_samples_per_class(
 # --------------------------------------------------------------------------- Fig. 4
 
 
+def _fig4(interpolate, path, classes, num_steps, seed, title):
+    """One row per class from ``interpolate(class, num_steps, seed)`` with the same seed per row."""
+    rows = [as_nhwc(interpolate(int(c), num_steps, seed)) for c in classes]
+    return _save_tiles(
+        path,
+        _tiles(np.concatenate(rows), len(classes), num_steps),
+        title=title,
+        row_labels=[f"class {c}" for c in classes],
+        col_labels=[f"step {i}" for i in range(num_steps)],
+    )
+
+
 def fig4_vary_zs(model, path: str, classes: Sequence[int], num_steps: int = 8,
                  seed: int = 0) -> str:
     """Fig. 4(a): fixed z_u, z_s = z^(i) ⊙ σ_c + μ_c along an interpolation, one row per class.
@@ -172,14 +184,8 @@ def fig4_vary_zs(model, path: str, classes: Sequence[int], num_steps: int = 8,
     The same ``seed`` is passed for every row, so (given a model that draws z_u, z_1 and z_2 from
     the seed independently of the label) all rows share z_u and each column shares z^(i).
     """
-    rows = [as_nhwc(model.interpolate_zs(int(c), num_steps, seed)) for c in classes]
-    return _save_tiles(
-        path,
-        _tiles(np.concatenate(rows), len(classes), num_steps),
-        title="Fixed z_u, interpolated z^(i) mapped to each class's z_s",
-        row_labels=[f"class {c}" for c in classes],
-        col_labels=[f"step {i}" for i in range(num_steps)],
-    )
+    return _fig4(model.interpolate_zs, path, classes, num_steps, seed,
+                 "Fixed z_u, interpolated z^(i) mapped to each class's z_s")
 
 
 def fig4_vary_zu(model, path: str, classes: Sequence[int], num_steps: int = 8,
@@ -189,14 +195,8 @@ def fig4_vary_zu(model, path: str, classes: Sequence[int], num_steps: int = 8,
     The same ``seed`` for every row makes each column share its z_u (for a model drawing the z_u
     endpoints from the seed independently of the label).
     """
-    rows = [as_nhwc(model.interpolate_zu(int(c), num_steps, seed)) for c in classes]
-    return _save_tiles(
-        path,
-        _tiles(np.concatenate(rows), len(classes), num_steps),
-        title="Fixed z_s per class, interpolated z_u",
-        row_labels=[f"class {c}" for c in classes],
-        col_labels=[f"step {i}" for i in range(num_steps)],
-    )
+    return _fig4(model.interpolate_zu, path, classes, num_steps, seed,
+                 "Fixed z_s per class, interpolated z_u")
 
 
 # --------------------------------------------------------------------------- Fig. 5
@@ -298,17 +298,3 @@ def fig7_inpainting(
         title="Inpainting: x_inp = M ⊙ x' + (1 − M) ⊙ x",
         row_labels=row_labels,
     )
-
-
-__all__: Tuple[str, ...] = (
-    "MASK_NAMES",
-    "fig2_toy_points",
-    "fig3_samples_per_class",
-    "fig4_vary_zs",
-    "fig4_vary_zu",
-    "fig5_traverse",
-    "fig6_swap_grid",
-    "fig7_inpainting",
-    "grid_path",
-    "inpainting_mask",
-)
