@@ -170,3 +170,28 @@ def test_hsic_matches_its_formula_and_detects_dependence():
     # features that encode the label depend on it far more than independent ones
     encoded = np.concatenate([y * 3, rng.normal(size=(40, 1))], 1).astype("float32")
     assert float(L.hsic(encoded, y)) > 5 * float(L.hsic(x, y))
+
+
+def test_mmd_to_standard_normal_matches_its_formula_and_sees_a_shifted_mean():
+    rng = np.random.default_rng(6)
+    prior = rng.normal(size=(50, 3)).astype("float32")
+    codes = rng.normal(size=(50, 3)).astype("float32")
+
+    def imq(a, b):
+        d2 = ((a[:, None] - b[None]) ** 2).sum(-1)
+        return sum(6 * s / (6 * s + d2) for s in L.MMD_SCALES)
+
+    off = 1 - np.eye(50)
+    expected = ((imq(codes, codes) * off).sum() / (50 * 49) + (imq(prior, prior) * off).sum()
+                / (50 * 49) - 2 * imq(codes, prior).mean())
+    assert float(L.mmd_to_standard_normal(codes, prior)) == pytest.approx(expected, rel=1e-4)
+    # codes drawn from the prior itself score near zero; a mean offset of 3 stands far above
+    shifted = codes + 3.0
+    assert abs(expected) < 0.05
+    assert float(L.mmd_to_standard_normal(shifted, prior)) > 20 * abs(expected)
+    # and the gradient pulls the shifted codes back towards the origin
+    shifted = tf.constant(shifted)
+    with tf.GradientTape() as tape:
+        tape.watch(shifted)
+        value = L.mmd_to_standard_normal(shifted, prior)
+    assert np.all(tape.gradient(value, shifted).numpy().sum(0) > 0)

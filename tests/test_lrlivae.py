@@ -102,6 +102,24 @@ def test_hsic_term_enters_only_the_encoder_u_objective():
     assert float(with_hsic["encoder_u"]) > float(without["encoder_u"])
 
 
+@pytest.mark.parametrize("all_groups", [False, True])
+def test_hsic_all_groups_pools_the_gm_columns_into_the_dependence_estimate(all_groups):
+    # lr only on Encoder^u: changing the GM-stage columns of the grouped batch changes its
+    # update exactly when the HSIC is estimated on every column.
+    images, labels = image_batch(8, groups=3)
+    results = []
+    for variant in range(2):
+        model = tiny_lrlivae(hsic_weight=10.0, hsic_all_groups=all_groups)
+        model.compile(learning_rate=0.0, learning_rates={"encoder_u": 1e-2})
+        x = images.copy()
+        if variant:
+            x[:, 0] = np.flip(x[:, 0], axis=1)
+        model.train_step((tf.constant(x), tf.constant(labels)))
+        results.append(_snapshot(model.encoder_u.trainable_variables))
+    differs = any(not np.allclose(a, b) for a, b in zip(*results))
+    assert differs == all_groups
+
+
 def test_wrong_group_count_is_rejected():
     model = tiny_lrlivae(n_gm=2)
     model.compile()
@@ -292,3 +310,19 @@ def test_training_on_digits_lowers_losses():
                     latent_classifier_units=(32,), seed=0)
     dataset = data.load("digits", "train", 32, group=model.data_group, seed=0, image_size=8)
     _fit_and_compare(model, dataset, 40, ["gm_cls", "rec"])
+
+
+def test_mmd_term_enters_only_the_encoder_u_objective():
+    model = tiny_lrlivae(mmd_weight=5.0)
+    images, labels = image_batch(8)
+    x, y = tf.constant(images), tf.constant(labels)
+    with_mmd = model.compute_losses(x, y, training=False)
+    assert float(with_mmd["logs"]["mmd"]) > 0.0
+    model.mmd_weight = 0.0  # the same networks without the term
+    without = model.compute_losses(x, y, training=False)
+    assert "mmd" not in without["logs"]
+    for name in ("encoder_s", "decoder", "discriminator", "latent_classifier"):
+        assert float(with_mmd["objectives"][name]) == pytest.approx(
+            float(without["objectives"][name]), rel=1e-5)
+    assert float(with_mmd["objectives"]["encoder_u"]) > float(without["objectives"]["encoder_u"])
+    assert LrLiVAE.from_config(tiny_lrlivae(mmd_weight=5.0).get_config()).mmd_weight == 5.0

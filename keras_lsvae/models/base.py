@@ -26,7 +26,10 @@ class LabelSplitModel(keras.Model):
     Args:
         input_shape: shape of one example: (H, W, C) images in [0, 1], or (D,) vectors.
         num_classes: K for class labels (or the number of attributes for attribute models).
-        seed: seeds initialisers and every ``SeedGenerator`` of the model.
+        seed: seeds every ``SeedGenerator`` of the model (posterior and prior sampling).
+            Weight initialisers follow Keras' global seed, as Keras layers do: call
+            ``keras.utils.set_random_seed`` before building for reproducible weights
+            (``keras_lsvae.training.train`` does).
     """
 
     OBJECTIVES: Sequence[str] = ()

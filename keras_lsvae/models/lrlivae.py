@@ -85,6 +85,14 @@ class LrLiVAE(LabelSplitModel):
         the batch-standardised posterior means μ_u and the labels
         (:func:`keras_lsvae.losses.hsic`); 0 (default) leaves Algorithm 1 as published.
     hsic_linear_weight: weight of the linear kernel added to HSIC's Gaussian kernel.
+    mmd_weight: weight of an extra term in φ's objective, not in the paper: the MMD between
+        the batch's posterior samples z_u and draws from N(0, I)
+        (:func:`keras_lsvae.losses.mmd_to_standard_normal`), so that q(z_u) covers the prior
+        that ``generate`` samples; 0 (default) leaves Algorithm 1 as published.
+    hsic_all_groups: estimate the HSIC on every column of Algorithm 1's grouped batch (the
+        n_gm GM-stage batches plus the joint one, (n_gm + 1) × B images, which Encoder^u then
+        also sees) instead of the joint batch alone. With 10 classes a batch of 64 holds about 6
+        images per class, too few for a stable estimate of the class-conditional structure.
     train_sampling: "sample" (reparameterised z_u, Algorithm 1 line 14) or "mode" (z_u = μ and
         z'_s = μ_y, z'_u = 0 for the GAN fakes: deterministic, for parity tests).
     adversary_input: what q_ω(c|z_u) sees in Eq. 4–5: "sample" (z_u ~ q(z_u|x), the paper) or
@@ -96,8 +104,8 @@ class LrLiVAE(LabelSplitModel):
     OBJECTIVES = ("gm", "gm_variance", "encoder_s", "encoder_u", "latent_classifier", "decoder",
                   "discriminator")
     LOG_KEYS = ("gm_loss", "gm_cls", "gm_lkd", "gm_accuracy", "rec", "kl", "lkd", "adv_encoder",
-                "adv_classifier", "adv_accuracy", "hsic", "d_loss", "g_loss", "u_rec", "u_kl",
-                "u_lkd", "u_d_loss", "u_g_loss")
+                "adv_classifier", "adv_accuracy", "hsic", "mmd", "d_loss", "g_loss", "u_rec",
+                "u_kl", "u_lkd", "u_d_loss", "u_g_loss")
 
     def __init__(self, input_shape, num_classes, zs_dim=16, zu_dim=16, width=32,
                  mlp_units=networks.DEFAULT_MLP_UNITS, latent_classifier_units=(256, 256), n_gm=3,
@@ -106,8 +114,8 @@ class LrLiVAE(LabelSplitModel):
                  gan_loss="nonsaturating", spectral_norm=False, min_variance=1e-3,
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
                  adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
-                 hsic_weight=0.0, hsic_linear_weight=0.0, train_sampling="sample",
-                 adversary_input="sample", seed=0, name="lrlivae", **kwargs):
+                 hsic_weight=0.0, hsic_linear_weight=0.0, hsic_all_groups=False, mmd_weight=0.0,
+                 train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got "
@@ -139,6 +147,8 @@ class LrLiVAE(LabelSplitModel):
         self.adversary_standardize = bool(adversary_standardize)
         self.hsic_weight = float(hsic_weight)
         self.hsic_linear_weight = float(hsic_linear_weight)
+        self.hsic_all_groups = bool(hsic_all_groups)
+        self.mmd_weight = float(mmd_weight)
         self.train_sampling = train_sampling
         self.adversary_input = adversary_input
         self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
@@ -238,14 +248,30 @@ class LrLiVAE(LabelSplitModel):
         parts = tf.split(logits, count, axis=0)
         return parts[0], parts[1:]
 
-    def compute_losses(self, images=None, labels=None, unlabeled=None, training=True):
+    def compute_losses(self, images=None, labels=None, unlabeled=None, training=True,
+                       dependence_batch=None):
         """Every joint-stage loss (Algorithm 1 lines 10–24) and the objective of each optimizer
-        (lines 25–29). Returns {"objectives": {name: loss}, "logs": {key: value}}."""
+        (lines 25–29). Returns {"objectives": {name: loss}, "logs": {key: value}}.
+
+        ``dependence_batch``: optional (images, labels) that join the joint batch in the HSIC
+        estimate only (``hsic_all_groups``); Encoder^u encodes both in one pass.
+        """
         mode = self.train_sampling if training else "mode"
         objectives = {k: 0.0 for k in ("encoder_s", "encoder_u", "decoder", "discriminator")}
         logs = {}
         if images is not None:
-            enc_u = self.encoder_u(images, training=training)
+            dependence_labels = labels
+            if dependence_batch is not None and self.hsic_weight > 0:
+                extra_images, extra_labels = dependence_batch
+                encoded = self.encoder_u(tf.concat([images, extra_images], 0),
+                                         training=training)
+                batch = tf.shape(images)[0]
+                enc_u = {k: v[:batch] for k, v in encoded.items()}
+                dependence_means = encoded["mean"]
+                dependence_labels = tf.concat([labels, extra_labels], 0)
+            else:
+                enc_u = self.encoder_u(images, training=training)
+                dependence_means = enc_u["mean"]
             z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
             kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
             adversary_codes = z_u if self.adversary_input == "sample" else enc_u["mean"]
@@ -262,13 +288,19 @@ class LrLiVAE(LabelSplitModel):
                                         + self.zu_rec_weight * rec)
             objectives["latent_classifier"] = adv_classifier
             if self.hsic_weight > 0:
-                mean_u = enc_u["mean"]
-                standardized = (mean_u - tf.reduce_mean(mean_u, 0)) / (
-                    tf.math.reduce_std(mean_u, 0) + 1e-6)
-                dependence = L.hsic(standardized, tf.one_hot(labels, self.num_classes),
+                standardized = (dependence_means - tf.reduce_mean(dependence_means, 0)) / (
+                    tf.math.reduce_std(dependence_means, 0) + 1e-6)
+                dependence = L.hsic(standardized,
+                                    tf.one_hot(dependence_labels, self.num_classes),
                                     linear_weight=self.hsic_linear_weight)
                 objectives["encoder_u"] += self.hsic_weight * dependence
                 logs["hsic"] = dependence
+            if self.mmd_weight > 0:
+                prior_draws = keras.random.normal(tf.shape(z_u), dtype=z_u.dtype,
+                                                  seed=self.sample_seed_generator)
+                mmd = L.mmd_to_standard_normal(z_u, prior_draws)
+                objectives["encoder_u"] += self.mmd_weight * mmd
+                logs["mmd"] = mmd
             objectives["decoder"] += self.rec_weight * rec
             logs.update(rec=rec, kl=kl, lkd=lkd, adv_encoder=adv_encoder,
                         adv_classifier=adv_classifier,
@@ -360,9 +392,12 @@ class LrLiVAE(LabelSplitModel):
     def train_step(self, data):
         labeled, unlabeled = self._unpack(data)
         logs = {}
-        images = labels = None
+        images = labels = dependence_batch = None
         if labeled is not None:
             stages = self._stages(*labeled)
+            if self.hsic_all_groups and len(stages) > 1:
+                dependence_batch = (tf.concat([x for x, _ in stages[:-1]], 0),
+                                    tf.concat([y for _, y in stages[:-1]], 0))
             for k in range(self.n_gm):  # GM stage: Algorithm 1 lines 2–9
                 gm_images, gm_labels = stages[k % len(stages)]
                 with tf.GradientTape(persistent=True) as tape:
@@ -374,7 +409,8 @@ class LrLiVAE(LabelSplitModel):
             images, labels = stages[-1]
         unlabeled = self._ungroup(unlabeled)
         with tf.GradientTape(persistent=True) as tape:  # joint stage: lines 10–24
-            result = self.compute_losses(images, labels, unlabeled, training=True)
+            result = self.compute_losses(images, labels, unlabeled, training=True,
+                                         dependence_batch=dependence_batch)
         self.apply_updates(tape, result["objectives"])
         del tape
         if labels is not None:
@@ -624,7 +660,8 @@ class LrLiVAE(LabelSplitModel):
             adversary_lr_multiplier=self.adversary_lr_multiplier,
             adversary_steps=self.adversary_steps,
             adversary_standardize=self.adversary_standardize, hsic_weight=self.hsic_weight,
-            hsic_linear_weight=self.hsic_linear_weight,
+            hsic_linear_weight=self.hsic_linear_weight, hsic_all_groups=self.hsic_all_groups,
+            mmd_weight=self.mmd_weight,
             train_sampling=self.train_sampling, adversary_input=self.adversary_input,
             **self._weight_overrides)
         return config
