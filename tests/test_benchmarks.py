@@ -48,7 +48,19 @@ def test_evaluate_lrlivae_reports_every_number():
 
 
 def test_suites_are_registered():
-    assert {"lrlivae_digits", "lrlivae_shapes"} <= set(BENCHMARKS.names())
+    assert {"lrlivae_digits", "lrlivae_digits_seeds", "lrlivae_shapes"} <= set(BENCHMARKS.names())
+
+
+def test_targets_met_checks_each_bound_in_its_direction():
+    inpaint = {"right_half": {"optimize_beats_mean_fill": True},
+               "bottom_half": {"optimize_beats_mean_fill": False}}
+    result = {"zs_accuracy": 0.97, "zu_leakage_accuracy": 0.2, "conditional_accuracy": 0.899,
+              "swap_consistency": 0.95, "inpaint_mse": inpaint}
+    met = bench.targets_met(result)
+    assert met == {"zs_accuracy": True, "zu_leakage_accuracy": True,
+                   "conditional_accuracy": False, "swap_consistency": True,
+                   "inpaint_beats_mean_fill": False}
+    assert not bench.targets_met(dict(result, zu_leakage_accuracy=0.21))["zu_leakage_accuracy"]
 
 
 def test_digits_benchmark_trains_exactly_the_main_config():
