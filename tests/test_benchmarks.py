@@ -66,5 +66,8 @@ def test_targets_met_checks_each_bound_in_its_direction():
 def test_digits_benchmark_trains_exactly_the_main_config():
     config = bench.digits_config("/tmp/unused", seed=3)
     assert config.dataset == "digits" and config.model == "lrlivae" and config.seed == 3
-    assert config.model_args["n_gm"] == 3 and config.epochs == 30
+    from keras_lsvae.training.flags import config_from_flagfile
+    main_job = config_from_flagfile(f"{bench.CONFIGS_DIR}/digits.cfg", workdir="/tmp/unused")
+    assert config.model_args == main_job.model_args and config.epochs == main_job.epochs
+    assert config.model_args["n_gm"] == 3
     assert bench.digits_config("/tmp/unused", epochs=2).epochs == 2
