@@ -131,14 +131,11 @@ def generator_loss(fake_logits_list, kind="nonsaturating"):
 GAN_LOSSES = ("nonsaturating", "hinge")
 
 
-def hsic(features, labels_one_hot, bandwidth=None, linear_weight=0.0, kernel_scales=(1.0,)):
+def hsic(features, labels_one_hot, bandwidth=None, linear_weight=0.0):
     """Biased HSIC estimate (Gretton et al. 2005) between ``features`` (B, D) and labels (B, C).
 
     HSIC = tr(K H L H) / (B − 1)², with a Gaussian kernel K on the features (bandwidth: the
-    median pairwise distance unless given, gradients stopped through it; with several
-    ``kernel_scales`` s, K is the mean of the kernels exp(−‖x − y‖² / (s · 2σ²)), so that
-    dependence at distances much shorter than the median, what a k-NN or MLP probe reads, is
-    not averaged away by one wide kernel) plus, if
+    median pairwise distance unless given, gradients stopped through it) plus, if
     ``linear_weight`` > 0, that weight times the linear kernel X Xᵀ / D (whose HSIC is the
     squared cross-covariance of features and labels: the dependence a linear probe reads), and
     the linear kernel L = Y Yᵀ on one-hot labels; H = I − 11ᵀ/B centres them. Zero iff (in the population limit)
@@ -159,8 +156,7 @@ def hsic(features, labels_one_hot, bandwidth=None, linear_weight=0.0, kernel_sca
         scale = tf.maximum(median, 1e-6)
     else:
         scale = tf.cast(2.0 * bandwidth**2, features.dtype)
-    kernel = tf.add_n([tf.exp(-sq_dists / (scale * s)) for s in kernel_scales]) / len(
-        kernel_scales)
+    kernel = tf.exp(-sq_dists / scale)
     if linear_weight:
         dims = tf.cast(tf.shape(features)[-1], features.dtype)
         kernel += linear_weight * tf.matmul(features, features, transpose_b=True) / dims

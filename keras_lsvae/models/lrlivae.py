@@ -89,8 +89,6 @@ class LrLiVAE(LabelSplitModel):
         the batch's posterior samples z_u and draws from N(0, I)
         (:func:`keras_lsvae.losses.mmd_to_standard_normal`), so that q(z_u) covers the prior
         that ``generate`` samples; 0 (default) leaves Algorithm 1 as published.
-    hsic_kernel_scales: multiples of the median squared distance used as Gaussian-kernel
-        bandwidths in the HSIC (their kernels averaged); (1.0,) is the single median kernel.
     hsic_all_groups: estimate the HSIC on every column of Algorithm 1's grouped batch (the
         n_gm GM-stage batches plus the joint one, (n_gm + 1) × B images, which Encoder^u then
         also sees) instead of the joint batch alone. With 10 classes a batch of 64 holds about 6
@@ -117,7 +115,6 @@ class LrLiVAE(LabelSplitModel):
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
                  adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
                  hsic_weight=0.0, hsic_linear_weight=0.0, hsic_all_groups=False, mmd_weight=0.0,
-                 hsic_kernel_scales=(1.0,),
                  train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         if loss_weighting not in LOSS_WEIGHTINGS:
@@ -152,9 +149,6 @@ class LrLiVAE(LabelSplitModel):
         self.hsic_linear_weight = float(hsic_linear_weight)
         self.hsic_all_groups = bool(hsic_all_groups)
         self.mmd_weight = float(mmd_weight)
-        self.hsic_kernel_scales = tuple(float(v) for v in hsic_kernel_scales)
-        if not self.hsic_kernel_scales or min(self.hsic_kernel_scales) <= 0:
-            raise ValueError(f"hsic_kernel_scales must be positive, got {hsic_kernel_scales}")
         self.train_sampling = train_sampling
         self.adversary_input = adversary_input
         self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
@@ -298,8 +292,7 @@ class LrLiVAE(LabelSplitModel):
                     tf.math.reduce_std(dependence_means, 0) + 1e-6)
                 dependence = L.hsic(standardized,
                                     tf.one_hot(dependence_labels, self.num_classes),
-                                    linear_weight=self.hsic_linear_weight,
-                                    kernel_scales=self.hsic_kernel_scales)
+                                    linear_weight=self.hsic_linear_weight)
                 objectives["encoder_u"] += self.hsic_weight * dependence
                 logs["hsic"] = dependence
             if self.mmd_weight > 0:
@@ -668,7 +661,7 @@ class LrLiVAE(LabelSplitModel):
             adversary_steps=self.adversary_steps,
             adversary_standardize=self.adversary_standardize, hsic_weight=self.hsic_weight,
             hsic_linear_weight=self.hsic_linear_weight, hsic_all_groups=self.hsic_all_groups,
-            mmd_weight=self.mmd_weight, hsic_kernel_scales=list(self.hsic_kernel_scales),
+            mmd_weight=self.mmd_weight,
             train_sampling=self.train_sampling, adversary_input=self.adversary_input,
             **self._weight_overrides)
         return config
