@@ -14,9 +14,8 @@ Pipeline order of `load` (each step says why it is where it is):
    and the sequence of orders is the same for the same `seed`. In-memory sources shuffle with a
    buffer of the whole split (a uniform shuffle); lazy sources use `shuffle_buffer` (10 000).
 5. repeat (optional, after shuffle, so each repetition is reshuffled).
-6. flip / shift (optional, train split only): random horizontal flip and random translation
-   by up to ``shift`` pixels (zero padding, then a random crop) per example, seeded through
-   `tf.data.Dataset.random` so they are reproducible and differ between epochs.
+6. flip (optional, train split only): random horizontal flip per example, seeded through
+   `tf.data.Dataset.random` so it is reproducible and differs between epochs.
 7. group (``group=n > 1``): ``batch(n, drop_remainder=True)`` then the batch below, giving
    elements of shape (B, n, ...): column k is one independent mini-batch. Used by Algorithm 1's
    GM stage of Lr-LiVAE (n_gm fresh batches per train step); the batch axis stays axis 0, so
@@ -37,7 +36,6 @@ from keras_lsvae.registry import DATASETS
 AUTOTUNE = tf.data.AUTOTUNE
 # Offset so the flip randomness is not the same stream as the shuffle for the same `seed`.
 _FLIP_SEED_OFFSET = 7919
-_SHIFT_SEED_OFFSET = 104729
 
 
 def get_source(name: str, *, data_dir: Optional[str] = None, image_size: ImageSize = None,
@@ -89,7 +87,6 @@ def load(
     data_dir: Optional[str] = None,
     image_size: ImageSize = None,
     flip: bool = False,
-    shift: int = 0,
     repeat: bool = False,
     drop_remainder: Optional[bool] = None,
     cache: Union[bool, str] = True,
@@ -111,8 +108,6 @@ def load(
         image_size: int or (H, W) to resize images to (bilinear); default: the source's size.
         flip: random horizontal flips, applied on the train split only (evaluation data stay
             deterministic). Not allowed for point data.
-        shift: random translations by up to this many pixels in each direction (zero-padded;
-            train split only, images only), the standard small-shift augmentation for digits.
         repeat: repeat indefinitely (after shuffling, so every pass is reshuffled).
         drop_remainder: default True for train, False otherwise.
         cache: True caches in memory, a string caches to that file, False does not cache.
@@ -136,9 +131,6 @@ def load(
     source.check_split(split)
     if flip and not meta.is_image:
         raise ValueError(f"{meta.name}: flip=True needs images, but this data set holds points")
-    if int(shift) < 0 or (shift and not meta.is_image):
-        raise ValueError(f"{meta.name}: shift must be a pixel count >= 0 for image data, got "
-                         f"{shift}")
     is_train = split == "train"
     shuffle = is_train if shuffle is None else bool(shuffle)
     drop_remainder = is_train if drop_remainder is None else bool(drop_remainder)
@@ -166,25 +158,10 @@ def load(
             lambda example, pair: (tf.image.stateless_random_flip_left_right(example[0], pair),
                                    example[1]),
             num_parallel_calls=AUTOTUNE)
-    if shift and is_train:
-        ds = _random_shifts(ds, int(shift), seed + _SHIFT_SEED_OFFSET)
     if group > 1:
         ds = ds.batch(int(group), drop_remainder=True)
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     return ds.prefetch(AUTOTUNE)
-
-
-def _random_shifts(ds, shift, seed):
-    """Each image translated by a uniform offset in [−shift, shift]² (zeros shifted in)."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-
-    def translate(example, pair):
-        image, label = example
-        size = tf.shape(image)
-        padded = tf.pad(image, [[shift, shift], [shift, shift], [0, 0]])
-        return tf.image.stateless_random_crop(padded, size, pair), label
-
-    return tf.data.Dataset.zip((ds, seeds)).map(translate, num_parallel_calls=AUTOTUNE)
 
 
 def load_arrays(

@@ -23,7 +23,6 @@ class TrainConfig:
     data_dir: Optional[str] = None
     image_size: Optional[int] = None
     flip: bool = False
-    shift: int = 0
     classes: Optional[Tuple[int, ...]] = None
     model_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
     unlabeled_dataset: Optional[str] = None

@@ -27,8 +27,6 @@ def define_train_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("image_size", None, "Resize images to this size (default: the data "
                          "set's own, 16 for digits).", **fv)
     flags.DEFINE_bool("flip", False, "Random horizontal flips of training images.", **fv)
-    flags.DEFINE_integer("shift", 0, "Random translations of training images by up to this "
-                         "many pixels.", **fv)
     flags.DEFINE_string("classes", None, "Labeled classes to keep, e.g. '0-6' (must be 0..K-1).", **fv)
     flags.DEFINE_multi_string("model_arg", [], "Model constructor argument key=value; repeat.", **fv)
     flags.DEFINE_string("unlabeled_dataset", None, "Unlabeled data for semi-supervised "
@@ -53,8 +51,7 @@ def config_from_flags(values) -> TrainConfig:
         epochs=values.epochs, batch_size=values.batch_size, seed=values.seed,
         learning_rate=values.learning_rate, strategy=values.strategy,
         num_cpu_replicas=values.num_cpu_replicas, data_dir=values.data_dir,
-        image_size=values.image_size, flip=values.flip, shift=values.shift,
-        classes=parse_classes(values.classes),
+        image_size=values.image_size, flip=values.flip, classes=parse_classes(values.classes),
         model_args=parse_model_args(values.model_arg),
         unlabeled_dataset=values.unlabeled_dataset,
         unlabeled_classes=parse_classes(values.unlabeled_classes),

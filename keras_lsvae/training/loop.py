@@ -99,7 +99,7 @@ def _prepare_workdir(config: TrainConfig):
 def _datasets(config, model, meta, replicas):
     common = dict(seed=config.seed, data_dir=config.data_dir, image_size=config.image_size)
     train = data.load(config.dataset, "train", config.batch_size, group=model.data_group,
-                      flip=config.flip, shift=config.shift, classes=config.classes,
+                      flip=config.flip, classes=config.classes,
                       repeat=config.steps_per_epoch is not None, **common)
     test_split = "test" if "test" in meta.splits else meta.splits[-1]
     test = data.load(config.dataset, test_split, config.batch_size, shuffle=False,
@@ -117,8 +117,7 @@ def _unlabeled_dataset(config, model):
                           classes=config.unlabeled_classes,
                           repeat=config.steps_per_epoch is not None, **common)
     labeled = data.load(config.dataset, "train", config.batch_size, group=model.data_group,
-                        flip=config.flip, shift=config.shift, classes=config.classes,
-                        repeat=True, **common)
+                        flip=config.flip, classes=config.classes, repeat=True, **common)
     if single_attribute_as_class(data.info(config.dataset, data_dir=config.data_dir)):
         labeled = labeled.map(_labels_to_classes)
     return tf.data.Dataset.zip(labeled, unlabeled).map(
