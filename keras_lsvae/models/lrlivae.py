@@ -115,7 +115,8 @@ class LrLiVAE(LabelSplitModel):
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
                  adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
                  hsic_weight=0.0, hsic_linear_weight=0.0, hsic_all_groups=False, mmd_weight=0.0,
-                 train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae", **kwargs):
+                 train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae",
+                 **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got "
