@@ -107,3 +107,58 @@ def test_run_suite_names_options_a_suite_does_not_take(tmp_path):
 
     with pytest.raises(ValueError, match="'lrlivae_digits' does not take data_path"):
         run_suite("lrlivae_digits", str(tmp_path), data_path="x.npz")
+
+
+# ----------------------------------------------------------------------------- paper B (csvae)
+from keras_lsvae.benchmarks import csvae as bench_b  # noqa: E402
+
+
+def test_transfer_pairs_cover_every_other_class_once():
+    index, targets = bench_b.transfer_pairs(np.array([0, 2, 1]), 3)
+    pairs = sorted(zip(index.tolist(), targets.tolist()))
+    assert pairs == [(0, 1), (0, 2), (1, 0), (1, 1), (2, 0), (2, 2)]
+
+
+class _PaintsTarget:
+    """Stand-in baseline: G_ij paints the image with the target class id / 10, except that
+    it gets class 2 wrong (paints 0); records the source labels it was given."""
+
+    def __init__(self):
+        self.sources = []
+
+    def manipulate(self, images, source, target):
+        self.sources.append(np.asarray(source))
+        value = np.argmax(target, -1).astype(np.float32)
+        value[value == 2] = 0
+        return np.broadcast_to(value[:, None, None, None] / 10, images.shape).copy()
+
+
+def _reads_value(images):
+    classes = np.rint(np.asarray(images).mean(axis=(1, 2, 3)) * 10).astype(int)
+    return np.eye(3, dtype=np.float32)[classes]
+
+
+def test_transfer_report_scores_the_switched_images():
+    images = np.full((4, 2, 2, 1), 0.5, np.float32)
+    labels = np.array([0, 1, 2, 0])
+    model = _PaintsTarget()
+    report = bench_b.transfer_report(model, images, labels, 3, classifier=_reads_value,
+                                     true_targets=lambda rows, goal: np.broadcast_to(
+                                         (goal / 10)[:, None, None, None], (len(rows), 2, 2, 1)),
+                                     batch_size=3)
+    index, targets = bench_b.transfer_pairs(labels, 3)
+    assert report["num_changed"] == 8
+    # Every switch to class 2 is painted 0 and misread: accuracy = share of targets != 2.
+    assert report["accuracy"] == pytest.approx(np.mean(targets != 2))
+    painted = np.where(targets == 2, 0, targets) / 10
+    assert report["change"] == pytest.approx(np.mean((painted - 0.5) ** 2))
+    assert report["target_mse"] == pytest.approx(np.mean((painted - targets / 10) ** 2))
+    # The source labels handed to G_ij are the images' own classes, one-hot.
+    np.testing.assert_array_equal(np.concatenate(model.sources),
+                                  np.eye(3)[labels[index]])
+
+
+def test_csvae_suite_is_registered_and_requires_its_data(tmp_path):
+    assert "csvae" in BENCHMARKS.names()
+    with pytest.raises(FileNotFoundError, match="--data="):
+        BENCHMARKS.get("csvae")(str(tmp_path), data_path=str(tmp_path / "missing.npz"))

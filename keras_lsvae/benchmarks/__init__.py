@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from keras_lsvae.benchmarks import export, lrlivae  # noqa: F401  (register their suites)
+from keras_lsvae.benchmarks import csvae, export, lrlivae  # noqa: F401  (register their suites)
 from keras_lsvae.registry import BENCHMARKS
 
 
