@@ -33,7 +33,8 @@ def all_labels(ds):
 
 
 def test_every_documented_name_is_registered():
-    for name in ["digits", "shapes", "toy2d", "swiss_roll", "mnist", "fashion_mnist", "cifar10",
+    for name in ["digits", "shapes", "toy2d", "swiss_roll", "swiss_roll_literal", "mnist",
+                 "fashion_mnist", "cifar10",
                  "svhn", "svhn_cropped", "celeb_a", "celeb_a_glasses", "celeb_a_facial_hair",
                  "celeb_a_glasses_facial_hair", "npz", "folder"]:
         assert name in DATASETS
@@ -291,18 +292,85 @@ def test_toy2d_follows_its_documented_distribution():
     assert batch.shape == (5, 2) and batch_labels.dtype == np.int32
 
 
-def test_swiss_roll_labels_follow_the_paper_rule():
+def test_swiss_roll_splits_the_roll_in_half_by_default_and_keeps_the_literal_rule():
+    from sklearn.datasets import make_swiss_roll
+
     train_x, train_y = data.load_arrays("swiss_roll", "train")
     test_x, test_y = data.load_arrays("swiss_roll", "test")
     assert train_x.shape == (8000, 3) and test_x.shape == (2000, 3)
     assert train_y.shape == (8000, 1) and train_y.dtype == np.float32
-    np.testing.assert_array_equal(train_y[:, 0], (train_x[:, 0] >= 10).astype(np.float32))
-    _, half_y = data.load_arrays("swiss_roll", "train", label_axis=1)
-    np.testing.assert_array_equal(half_y[:, 0], (train_x[:, 1] >= 10).astype(np.float32))
-    assert 0.4 < half_y.mean() < 0.6  # the height axis splits the roll about in half
+    points, t = make_swiss_roll(n_samples=10000, noise=0.0, random_state=0)
+    np.testing.assert_array_equal(train_x, points[:8000].astype(np.float32))
+    # Default: the outer half of the roll along its length (t >= 3 pi), ~50 % positives.
+    np.testing.assert_array_equal(train_y[:, 0], (t[:8000] >= 3 * np.pi).astype(np.float32))
+    np.testing.assert_array_equal(test_y[:, 0], (t[8000:] >= 3 * np.pi).astype(np.float32))
+    assert round(float(np.concatenate([train_y, test_y]).mean()), 3) == 0.494  # docstring
+    # The paper's literal rule x >= 10: only ~14 % positives (documented).
+    literal_x, literal_y = data.load_arrays("swiss_roll_literal", "train")
+    np.testing.assert_array_equal(literal_x, train_x)
+    np.testing.assert_array_equal(literal_y[:, 0], (train_x[:, 0] >= 10).astype(np.float32))
+    assert round(float(np.concatenate(
+        [literal_y, data.load_arrays("swiss_roll_literal", "test")[1]]).mean()), 3) == 0.137
+    np.testing.assert_array_equal(data.load_arrays("swiss_roll", "train", rule="literal")[1],
+                                  literal_y)
+    assert data.info("swiss_roll_literal").class_names == ("x_above_10",)
+    # Both rules call the outer part of the roll 1: every literal positive is a default one.
+    assert np.all(train_y[literal_y[:, 0] == 1] == 1)
     assert train_x.min() < -5  # raw, not standardised coordinates
+    with pytest.raises(ValueError, match="rule must be one of length, literal"):
+        data.load_arrays("swiss_roll", "train", rule="half")
     with pytest.raises(ValueError, match="image_size"):
         data.load("swiss_roll", image_size=8)
+
+
+def test_as_attributes_one_hot_for_class_data_and_identity_for_attributes():
+    import tensorflow as tf
+
+    digits = data.info("digits")
+    one_hot = data.as_attributes(np.array([0, 3, 9]), digits)
+    assert one_hot.dtype == np.float32 and one_hot.shape == (3, 10)
+    np.testing.assert_array_equal(one_hot.argmax(-1), [0, 3, 9])
+    np.testing.assert_array_equal(one_hot.sum(-1), 1.0)
+    kept = data.as_attributes(np.array([2, 0]), digits, num_classes=3)  # --classes=0-2
+    np.testing.assert_array_equal(kept, [[0, 0, 1], [1, 0, 0]])
+    # In a tf.data map, with a group axis (B, G) -> (B, G, A).
+    grouped = data.as_attributes(tf.constant([[1, 2], [0, 1]]), digits, num_classes=3)
+    assert grouped.shape == (2, 2, 3) and grouped.dtype == tf.float32
+    np.testing.assert_array_equal(grouped.numpy().argmax(-1), [[1, 2], [0, 1]])
+    roll = data.info("swiss_roll")
+    labels = np.array([[1.0], [0.0]], np.float32)
+    np.testing.assert_array_equal(data.as_attributes(labels, roll), labels)
+    both = data.info("celeb_a_glasses_facial_hair")
+    assert data.attribute_names(both) == ("glasses", "facial_hair")
+    np.testing.assert_array_equal(data.as_attributes(np.array([[1, 0], [1, 1]]), both),
+                                  [[1, 0], [1, 1]])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        data.as_attributes(np.array([0, 0]), digits, num_classes=1)
+    with pytest.raises(ValueError, match="2 attributes"):
+        data.as_attributes(np.array([[1, 0]]), both, num_classes=3)
+
+
+def test_shapes_render_targets_keeps_every_factor_but_the_class():
+    images, classes = data.load_arrays("shapes", "test")
+    indices = np.array([0, 7, 123, 2999])
+    # The examples' own classes give back the stored images exactly.
+    np.testing.assert_array_equal(shapes.render_targets("test", indices, classes[indices]),
+                                  images[indices])
+    targets = (classes[indices] + 1) % shapes.NUM_CLASSES
+    switched = shapes.render_targets("test", indices, targets)
+    assert switched.shape == (4, 32, 32, 1)
+    assert not np.any(np.all(switched == images[indices], axis=(1, 2, 3)))
+    # Another class keeps position, scale, rotation and intensity: same as rendering by hand.
+    factors = shapes.load_factors("test")
+    np.testing.assert_array_equal(
+        switched, shapes.render(targets, {k: v[indices] for k, v in factors.items()}))
+    # The intensity is kept: the brightest pixel of each target is the example's intensity.
+    np.testing.assert_allclose(switched.max(axis=(1, 2, 3)), factors["intensity"][indices],
+                               atol=1e-6)
+    small = shapes.render_targets("test", indices[:2], 1, image_size=16)
+    assert small.shape == (2, 16, 16, 1)
+    with pytest.raises(ValueError, match="indices must lie in"):
+        shapes.render_targets("test", [3000], [0])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ single, validated examples `(image, label)`; `keras_lsvae.data.pipeline` turns t
 `validate_arrays` is the single gate for in-memory data; `validate_example` is its per-element
 TensorFlow twin for lazily read sources. `Source.prepare` makes a source's files available (TFDS:
 download and prepare) before anything is built; `single_attribute_as_class` says when attribute
-data can feed a class model.
+data can feed a class model;
+`as_attributes` turns any labels into the attribute vectors paper B's models take.
 """
 
 from __future__ import annotations
@@ -76,6 +77,43 @@ def single_attribute_as_class(meta: DatasetInfo) -> bool:
     """A data set with one binary attribute (swiss_roll, celeb_a_glasses) can feed a class model
     as 2 classes (attribute value = class id)."""
     return meta.label_kind == ATTRIBUTES and meta.num_classes == 1
+
+
+def as_attributes(labels, meta: DatasetInfo, num_classes: Optional[int] = None):
+    """Labels of data set ``meta`` as the float32 {0, 1} attribute vectors (N, A) that attribute
+    models (paper B: CSVAE, VAE, CondVAE, CondVAE-info) take.
+
+    Class data (digits, mnist, shapes, npz, folder) become one-hot vectors over the K classes
+    (A = K; ``num_classes`` overrides K, e.g. the kept ``--classes``), as paper B §5.2.1 feeds
+    TFD's 7 expressions to a single model; attribute data (swiss_roll, celeb_a_*) are returned
+    as they are (float32). Works on NumPy arrays (returns NumPy) and on tensors inside a
+    ``tf.data`` map (returns a tensor); a leading group axis (B, G) is kept: (B, G, A).
+
+    Raises ``ValueError`` when the labels cannot be attributes: class data with fewer than 2
+    classes (a one-hot vector of 1 class is a constant, not an attribute), or ``num_classes``
+    given for attribute data.
+    """
+    if meta.label_kind == CLASS:
+        depth = int(meta.num_classes if num_classes is None else num_classes)
+        if depth < 2:
+            raise ValueError(f"{meta.name}: {depth} class cannot be one-hot attributes for an "
+                             "attribute model (it needs at least 2 classes)")
+        if isinstance(labels, (tf.Tensor, tf.Variable)):
+            return tf.one_hot(tf.cast(labels, tf.int32), depth, dtype=tf.float32)
+        ids = np.asarray(labels).astype(np.int64)
+        return np.eye(depth, dtype=np.float32)[ids]
+    if num_classes is not None and int(num_classes) != meta.num_classes:
+        raise ValueError(f"{meta.name}: has {meta.num_classes} attributes; their number cannot "
+                         f"be changed to {num_classes}")
+    if isinstance(labels, (tf.Tensor, tf.Variable)):
+        return tf.cast(labels, tf.float32)
+    return np.asarray(labels, dtype=np.float32)
+
+
+def attribute_names(meta: DatasetInfo, num_classes: Optional[int] = None) -> Tuple[str, ...]:
+    """Names of the A attributes `as_attributes` gives (class names for class data)."""
+    names = tuple(meta.class_names)
+    return names[:int(num_classes)] if num_classes is not None else names
 
 
 def normalize_image_size(image_size: ImageSize) -> Optional[Tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 Ground truth for disentanglement: the class (label-relevant) and five label-irrelevant factors
 are sampled independently, so "change the class, keep the rest" has an exact answer,
-``render(new_classes, same_factors)``: the target of attribute/identity transfer (z_s/z_u swaps
+``render(new_classes, same_factors)`` (`render_targets` for examples of a split): the target of attribute/identity transfer (z_s/z_u swaps
 of Lr-LiVAE §4.4, attribute manipulation of CSVAE §4.3) and of leakage checks.
 
 Classes (K = 4): 0 square, 1 circle, 2 triangle (equilateral, pointing up at rotation 0),
@@ -165,6 +165,29 @@ def load_factors(split: str) -> Dict[str, np.ndarray]:
     size, seed = _split_spec(split)
     # A separate stream from the classes (seed offset) keeps classes and factors independent.
     return sample_factors(size, seed + 1000)
+
+
+def render_targets(split: str, indices, target_classes, image_size: int = DEFAULT_IMAGE_SIZE
+                   ) -> np.ndarray:
+    """The true images of test examples switched to another class, every other factor kept:
+    ``render(target_classes, factors of examples indices)`` (N, S, S, 1). The ground truth of
+    attribute manipulation (CSVAE §5.4 method 2 / Table 2 analogue: MSE between G_ij(x) and
+    the real x with class j). With the examples' own classes it gives back the stored images.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        indices: int positions (N,) into the split (as ``load_arrays("shapes", split)``).
+        target_classes: class ids (N,) (or one id for all) to render the examples as.
+        image_size: must match the images compared with (``--image_size``).
+    """
+    size, _ = _split_spec(split)
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        raise ValueError(f"shapes.render_targets: indices must lie in [0, {size}) for split "
+                         f"{split!r}")
+    targets = np.broadcast_to(np.asarray(target_classes, dtype=np.int64), indices.shape)
+    factors = {name: values[indices] for name, values in load_factors(split).items()}
+    return render(targets, factors, image_size)
 
 
 @functools.lru_cache(maxsize=4)
