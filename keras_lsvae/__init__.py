@@ -10,4 +10,4 @@ from keras_lsvae import registry  # noqa: F401
 from keras_lsvae.registry import DATASETS, METRICS, MODELS  # noqa: F401
 
 from keras_lsvae import data, distributions, losses, masks, metrics, models  # noqa: E402,F401
-from keras_lsvae.models import LrLiVAE  # noqa: E402,F401
+from keras_lsvae.models import CSVAE, VAE, CondVAE, CondVAEInfo, LrLiVAE  # noqa: E402,F401

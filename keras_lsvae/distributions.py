@@ -21,6 +21,10 @@ Parameterisation (explicit, since the paper is not): the layer stores **variance
 from collapsing them to zero; the authors' code handled the same collapse with a separate
 learning rate for the variances, which :class:`keras_lsvae.models.LrLiVAE` offers too
 (``variance_lr_multiplier``).
+
+CSVAE (Klys, Snell & Zemel, NeurIPS 2018, "paper B") uses a **fixed** subspace prior p(w | y),
+:class:`SubspacePrior`, and diagonal Gaussian posteriors q(z|x), q(w|x, y) built by
+:func:`diagonal_normal_from_log_var`; every KL is TFP's closed form (``kl_divergence``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ tfd = tfp.distributions
 def diagonal_normal(mean, variance) -> tfd.MultivariateNormalDiag:
     """N(mean, diag(variance)) as a TFP distribution with event shape ``[D]``."""
     return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.sqrt(variance))
+
+
+def diagonal_normal_from_log_var(mean, log_var) -> tfd.MultivariateNormalDiag:
+    """N(mean, diag(exp(log_var))): a Gaussian posterior from an encoder's linear heads."""
+    return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(0.5 * log_var))
 
 
 def standard_normal_like(mean) -> tfd.MultivariateNormalDiag:
@@ -121,3 +130,72 @@ class GaussianMixturePrior(keras.layers.Layer):
                       init_variance=self.init_variance, mean_init_stddev=self.mean_init_stddev,
                       seed=self.seed)
         return config
+
+
+PRIOR_SCALE_KINDS = ("std", "variance")
+
+
+class SubspacePrior:
+    """The fixed CSVAE prior p(w | y) of paper B §4.2 over W = W_1 × ... × W_A.
+
+    For each attribute i (``num_attributes`` = A) the subspace W_i has ``w_dim`` dimensions and
+    p(w_i | y_i = 1) = N(μ1, σ1), p(w_i | y_i = 0) = N(μ2, σ2), isotropic within W_i and
+    independent across subspaces, so p(w | y) is one diagonal Gaussian over A·w_dim dims.
+    Defaults are the paper's: μ1 = 0, σ1 = 0.1, μ2 = 3, σ2 = 1 (W_i = R², μ1 = (0, 0),
+    σ1 = (0.1, 0.1), μ2 = (3, 3), σ2 = (1, 1)).
+
+    ``scale``: how σ1 and σ2 are read. The paper writes N(μ, σ) and uses σ_φ elsewhere for
+    the encoders' standard deviations, so ``"std"`` (default) reads 0.1 as a standard
+    deviation (variance 0.01); ``"variance"`` reads the numbers as variances (std √0.1 ≈
+    0.316). The paper does not say which it meant (DESIGN.md); σ2 = 1 is the same either way.
+
+    Not a Keras layer: it has no weights (the prior is fixed, "γ" of Eq. 4 is not learned
+    here). :meth:`distribution` hands out a ``tfd.MultivariateNormalDiag`` with batch shape
+    [B] and event shape [A·w_dim] for attribute vectors (B, A) in {0, 1}.
+    """
+
+    def __init__(self, num_attributes, w_dim=2, mu1=0.0, sigma1=0.1, mu2=3.0, sigma2=1.0,
+                 scale="std"):
+        if scale not in PRIOR_SCALE_KINDS:
+            raise ValueError(f"scale must be one of {PRIOR_SCALE_KINDS}, got {scale!r}")
+        if not (sigma1 > 0 and sigma2 > 0):
+            raise ValueError(f"sigma1 and sigma2 must be > 0, got {sigma1}, {sigma2}")
+        if int(num_attributes) < 1 or int(w_dim) < 1:
+            raise ValueError(f"need num_attributes >= 1 and w_dim >= 1, got {num_attributes}, "
+                             f"{w_dim}")
+        self.num_attributes, self.w_dim = int(num_attributes), int(w_dim)
+        self.mu1, self.sigma1 = float(mu1), float(sigma1)
+        self.mu2, self.sigma2 = float(mu2), float(sigma2)
+        self.scale = scale
+
+    def _std(self, value):
+        return value if self.scale == "std" else math.sqrt(value)
+
+    def mean_for(self, value) -> float:
+        """μ1 for y_i = 1, μ2 for y_i = 0 (the same in every dimension of W_i)."""
+        return self.mu1 if value else self.mu2
+
+    def stddev_for(self, value) -> float:
+        """The standard deviation of p(w_i | y_i = value) per dimension (see ``scale``)."""
+        return self._std(self.sigma1 if value else self.sigma2)
+
+    def loc_scale(self, attributes):
+        """(B, A·w_dim) means and standard deviations of p(w | y) for (B, A) attributes.
+
+        Each attribute's value is repeated over the w_dim dimensions of its subspace, in the
+        order w = concat(w_1, ..., w_A). Real values in [0, 1] interpolate linearly (used only
+        by callers that ask for it; training passes {0, 1})."""
+        attributes = tf.cast(tf.convert_to_tensor(attributes), tf.float32)
+        per_dim = tf.repeat(attributes, self.w_dim, axis=-1)
+        loc = per_dim * self.mu1 + (1.0 - per_dim) * self.mu2
+        scale = (per_dim * self.stddev_for(1) + (1.0 - per_dim) * self.stddev_for(0))
+        return loc, scale
+
+    def distribution(self, attributes) -> tfd.MultivariateNormalDiag:
+        """p(w | y) as one diagonal Gaussian per example (event shape [A·w_dim])."""
+        loc, scale = self.loc_scale(attributes)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+
+    def get_config(self):
+        return dict(mu1=self.mu1, sigma1=self.sigma1, mu2=self.mu2, sigma2=self.sigma2,
+                    scale=self.scale)

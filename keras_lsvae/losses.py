@@ -4,7 +4,22 @@ Conventions (see docs/design.md): every loss returns one scalar; per-sample term
 over their dimensions**, then **averaged over the batch**; loss weights (λ) are applied by the
 model, not here. Adversary losses take logits. The prior's terms take the TFP distributions that
 :class:`keras_lsvae.distributions.GaussianMixturePrior` hands out; the KL of Eq. 3 builds its
-own. Equation numbers are those of Lr-LiVAE (Zheng & Sun, CVPR 2019) unless stated.
+own. Equation numbers are those of Lr-LiVAE (Zheng & Sun, CVPR 2019) unless stated; "paper B"
+is CSVAE (Klys, Snell & Zemel, NeurIPS 2018), whose losses are the ``*_attribute*`` and
+``subspace`` functions below.
+
+Paper B's objective in these terms (§4.1, Eq. 5): m1(x, y) = E_q[−log p_θ(x|w, z)] +
+KL(q(w|x,y) ‖ p(w|y)) + KL(q(z|x) ‖ p(z)) − log p(y), where
+
+* −log p_θ(x|w, z) is :func:`reconstruction_loss`, ½‖x − x'‖²: the negative log-density of a
+  unit-variance Gaussian p(x|w, z) = N(x'(w, z), I) up to the constant (D/2) log 2π (§4.2 has a
+  learned σ_θ; a fixed one is the usual choice and the reference implementation's, see
+  keras_lsvae/models/csvae.py);
+* KL(q(w|x,y) ‖ p(w|y)) is :func:`kl_subspace_prior`, KL(q(z|x) ‖ p(z)) :func:`kl_standard_normal`;
+* −log p(y) does not depend on any parameter (the prior over labels is fixed): it is dropped.
+
+M2 = E[Σ_y q_δ(y|z) log q_δ(y|z)] is :func:`attribute_negative_entropy` and the adversary's N
+(the cross-entropy of q_δ(y|z) against the label) :func:`attribute_cross_entropy`.
 """
 
 from __future__ import annotations
@@ -210,3 +225,63 @@ def mmd_to_standard_normal(codes, prior_codes, scales=MMD_SCALES):
     within = lambda k: tf.reduce_sum(k * off_diagonal) / (batch * (batch - 1.0))  # noqa: E731
     return (within(kernel(codes, codes)) + within(kernel(prior_codes, prior_codes))
             - 2.0 * tf.reduce_mean(kernel(codes, prior_codes)))
+
+
+# ----------------------------------------------------------------------------- paper B (CSVAE)
+def kl_subspace_prior(w_mean, w_log_var, prior):
+    """KL(q_φ2(w|x, y) ‖ p(w|y)) of paper B's m1 (§4.1, Eq. 5), summed over the A·w_dim
+    dimensions of W, mean over the batch.
+
+    q is N(μ_φ2, diag(exp(log σ²))) and ``prior`` the TFP distribution of p(w|y) for the same
+    examples (:meth:`keras_lsvae.distributions.SubspacePrior.distribution`); TFP's closed form
+    per dimension is log(σ_p/σ_q) + (σ_q² + (μ_q − μ_p)²)/(2σ_p²) − ½.
+    """
+    posterior = dists.diagonal_normal_from_log_var(w_mean, w_log_var)
+    return _batch_mean(posterior.kl_divergence(prior))
+
+
+def _bernoulli(logits):
+    return dists.tfd.Independent(dists.tfd.Bernoulli(logits=logits),
+                                 reinterpreted_batch_ndims=1)
+
+
+def attribute_entropy(logits):
+    """H(q_δ(y|z)) for A independent binary attributes, from (B, A) logits: Σ_i H(Bern(π_i)),
+    π_i = sigmoid(logit_i), summed over attributes, mean over the batch (TFP's Bernoulli
+    entropy, stable in logit space). Maximal, A·log 2, when every π_i = ½.
+
+    How §4.2's q_δ(y|z) = Cat(y|π_δ(z)) maps to attribute vectors: y ∈ {0, 1}^A (§4.1) is a
+    categorical over 2^A joint values; this library factorises it into A independent
+    Bernoullis (the adversary outputs A logits), whose joint entropy is the sum of the A
+    Bernoulli entropies. For A = 1 that is exactly the paper's two-way categorical; for
+    one-hot class data fed as A one-hot attributes it is a product of "is it class k?"
+    questions rather than one K-way softmax (the reference implementation does the same, with
+    a sigmoid per label)."""
+    return _batch_mean(_bernoulli(logits).entropy())
+
+
+def attribute_negative_entropy(logits):
+    """M2 of paper B §4.1 for one batch: E[Σ_y q_δ(y|z) log q_δ(y|z)] = −:func:`attribute_entropy`.
+
+    The encoder q_φ1(z|x) minimises it (β2·M2 in its objective), i.e. maximises the adversary's
+    entropy H(Y|Z): it is minimal, −A·log 2, when the adversary outputs ½ for every
+    attribute, and 0 for a certain adversary."""
+    return -attribute_entropy(logits)
+
+
+def attribute_cross_entropy(logits, attributes):
+    """Σ_i −[y_i log π_i + (1 − y_i) log(1 − π_i)] from (B, A) logits, summed over attributes,
+    mean over the batch: the adversary's N of paper B §4.1 (written there as E[q_δ(y|z)]; its
+    negative log-likelihood is what q_δ is trained on, as in the reference implementation's
+    BCE) and the loss L of Eq. 3 (CondVAE-info's r_ψ)."""
+    attributes = tf.cast(attributes, logits.dtype)
+    per_attribute = tf.nn.sigmoid_cross_entropy_with_logits(labels=attributes, logits=logits)
+    return _batch_mean(tf.reduce_sum(per_attribute, axis=-1))
+
+
+def information_encoder_loss(logits, attributes):
+    """The encoder's side of paper B Eq. 3, max_φ min_ψ L(r_ψ(q_φ(z|x)), y): the encoder
+    minimises −L, the negative of :func:`attribute_cross_entropy`. (Unbounded below: an
+    encoder can also raise L by making r_ψ confidently wrong, which still carries label
+    information; CondVAEInfo's ``info_loss="entropy"`` offers the bounded M2 form instead.)"""
+    return -attribute_cross_entropy(logits, attributes)

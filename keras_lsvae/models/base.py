@@ -35,6 +35,8 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     """
 
     OBJECTIVES: Sequence[str] = ()
+    #: what the labels are: "class" (int class ids, (B,)) or "attributes" ({0,1} (B, A)).
+    label_kind = "class"
     #: examples per row that ``train_step`` expects (data.load(group=...)); see LrLiVAE.
     data_group = 1
 
@@ -251,3 +253,155 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def get_config(self):
         return {"input_shape": list(self.example_shape), "num_classes": self.num_classes,
                 "seed": self.seed, "name": self.name}
+
+
+class AttributeModel(LabelSplitModel):
+    """Base of paper B's models (VAE, CondVAE, CondVAE-info, CSVAE): labels are {0, 1}
+    attribute vectors (B, A) (``label_kind = "attributes"``, ``num_classes`` = A =
+    ``num_attributes``), and one ``train_step`` serves every model: one persistent tape
+    over :meth:`compute_losses`, then each objective's optimizer steps on its own loss and
+    variables only (``apply_objective``), then :meth:`after_step` (extra adversary steps).
+
+    Subclasses set ``OBJECTIVES``, ``LOG_KEYS``, ``needs_attributes`` (whether reconstruction
+    needs the labels) and implement ``objective_variables``, ``compute_losses(images,
+    attributes, training) -> {"objectives", "logs"[, "adversary_codes"]}`` and
+    ``_reconstruct(images, attributes, training)``.
+
+    ``test_step`` runs inference mode with posterior means and draws nothing from the model's
+    seed generators (the MMD term draws from a fixed seed): it changes no variable.
+    """
+
+    label_kind = "attributes"
+    needs_attributes = True
+    LOG_KEYS: Sequence[str] = ()
+
+    @property
+    def num_attributes(self):
+        return self.num_classes
+
+    def compile(self, learning_rate=5e-4, beta_1=0.9, beta_2=0.999, **kwargs):
+        """Adam at 5e-4 with β = (0.9, 0.999), as the reference CSVAE implementation trained
+        (alexlyzhov/latent-subspaces, csvae_toy/train.py: ``Adam(lr=1e-3/2)``, PyTorch's
+        default betas); paper B gives no optimizer settings. See
+        :meth:`LabelSplitModel.compile` for the other arguments."""
+        super().compile(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, **kwargs)
+
+    # ----------------------------------------------------------------------------- validation
+    def check_attributes(self, attributes, name="attributes"):
+        """Validate eagerly: (N, A) with A = num_attributes, values in {0, 1}, no NaN."""
+        array = np.asarray(attributes)
+        expected = f"expected (N, A) with A = {self.num_attributes} binary attributes"
+        if array.ndim != 2 or array.shape[-1] != self.num_attributes:
+            hint = ("; class ids? this model takes attribute vectors (one-hot for class data, "
+                    "keras_lsvae.data converts them)" if array.ndim == 1 else "")
+            raise ValueError(f"{name}: {expected}, got shape {array.shape}{hint}")
+        if array.shape[0] == 0:
+            raise ValueError(f"{name}: empty; {expected}")
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ValueError(f"{name}: {expected}, got dtype {array.dtype}")
+        array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        if not np.all((array == 0) | (array == 1)):
+            raise ValueError(f"{name}: values must be 0 or 1, got values such as "
+                             f"{array[(array != 0) & (array != 1)][:3].tolist()}")
+        return tf.convert_to_tensor(array)
+
+    def check_codes(self, codes, dim, name):
+        """Real-valued (N, dim) latent or label codes for ``decode``: finite, float32."""
+        array = np.asarray(codes, dtype=np.float32)
+        if array.ndim != 2 or array.shape[-1] != dim or array.shape[0] == 0:
+            raise ValueError(f"{name}: expected shape (N, {dim}) with N >= 1, got {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        return tf.convert_to_tensor(array)
+
+    def check_batch(self, images, labels=None):
+        """In-graph checks (see :meth:`LabelSplitModel.check_batch`) for attribute labels:
+        rank 2 with last dimension A (static: a ValueError when traced), values in {0, 1}
+        (``tf.debugging``: NaN fails it too). Returns (images, float32 attributes)."""
+        images, _ = super().check_batch(images)
+        if labels is None:
+            return images, None
+        labels = tf.convert_to_tensor(labels)
+        if labels.shape.rank is not None and (labels.shape.rank != 2 or (
+                labels.shape[-1] is not None and labels.shape[-1] != self.num_attributes)):
+            raise ValueError(
+                f"attributes: expected (B, A) with A = {self.num_attributes}, got shape "
+                f"{tuple(labels.shape)}" + ("; class ids? pass one-hot attribute vectors"
+                                            if labels.shape.rank == 1 else ""))
+        if not (labels.dtype.is_floating or labels.dtype.is_integer or labels.dtype.is_bool):
+            raise ValueError(f"attributes: expected {{0, 1}} values, got {labels.dtype.name}")
+        labels = tf.cast(labels, tf.float32)
+        check = tf.debugging.assert_equal(
+            tf.reduce_all(tf.logical_or(tf.equal(labels, 0.0), tf.equal(labels, 1.0))), True,
+            message="attributes: values must be 0 or 1 (found another value or NaN)")
+        with tf.control_dependencies([check]):
+            return tf.identity(images), tf.identity(labels)
+
+    # ------------------------------------------------------------------------ train / test
+    def _unpack(self, data):
+        """(images, attributes[, sample_weight]) -> checked (images, float32 attributes)."""
+        if isinstance(data, dict):
+            data = (data["images"], data.get("attributes"))
+        if not isinstance(data, (tuple, list)) or len(data) < 2 or data[1] is None:
+            raise ValueError(f"{type(self).__name__}: expected (images, attributes) batches")
+        return self.check_batch(data[0], data[1])
+
+    def train_step(self, data):
+        images, attributes = self._unpack(data)
+        with tf.GradientTape(persistent=True) as tape:
+            result = self.compute_losses(images, attributes, training=True)
+        for name in self.OBJECTIVES:
+            if name in result["objectives"]:
+                self.apply_objective(tape, name, result["objectives"][name])
+        del tape
+        self.after_step(result, attributes)
+        return self.track(result["logs"])
+
+    def after_step(self, result, attributes):
+        """Hook after the updates (CSVAE, CondVAE-info: extra adversary steps)."""
+
+    def test_step(self, data):
+        images, attributes = self._unpack(data)
+        return self.track(self.compute_losses(images, attributes, training=False)["logs"])
+
+    def _split_inputs(self, inputs):
+        if isinstance(inputs, dict):
+            return inputs["images"], inputs.get("attributes")
+        if isinstance(inputs, (tuple, list)):
+            return inputs[0], (inputs[1] if len(inputs) > 1 else None)
+        return inputs, None
+
+    def call(self, inputs, training=False):
+        """Reconstruction in inference mode (posterior means). ``inputs``: images, or
+        (images, attributes[, ...]) / {"images", "attributes"} (the batch format of
+        ``train_step``); models that need the attributes raise without them."""
+        images, attributes = self._split_inputs(inputs)
+        if attributes is None and self.needs_attributes:
+            raise ValueError(f"{type(self).__name__} needs attributes to reconstruct: call it "
+                             f"on (images, attributes)")
+        if attributes is not None:
+            attributes = tf.cast(attributes, tf.float32)
+        return self._reconstruct(images, attributes, training)
+
+    def predict_step(self, data):
+        """``predict((images, attributes))`` passes the attributes on (Keras' default would
+        treat them as targets and drop them)."""
+        if isinstance(data, (tuple, list)) and len(data) == 1:  # Keras wraps x as (x,)
+            data = data[0]
+        return self(data, training=False)
+
+    # ------------------------------------------------------------------------------ helpers
+    def _normal(self, shape, seed):
+        """N(0, I) noise from the model's seeded generator, or from ``seed`` if given."""
+        return keras.random.normal(shape, seed=self.sample_seed_generator if seed is None
+                                   else int(seed))
+
+    def _check_pair(self, images, attributes, name="attributes"):
+        images = self.check_images(images)
+        attributes = self.check_attributes(attributes, name)
+        if images.shape[0] != attributes.shape[0]:
+            raise ValueError(f"{name}: expected one row per image ({images.shape[0]}), got "
+                             f"{attributes.shape[0]}")
+        return images, attributes

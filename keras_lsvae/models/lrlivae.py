@@ -57,6 +57,7 @@ from keras_lsvae import losses as L
 from keras_lsvae import masks as masks_lib
 from keras_lsvae import networks
 from keras_lsvae.layers import GaussianSample
+from keras_lsvae.models import independence
 from keras_lsvae.models.base import LabelSplitModel
 from keras_lsvae.registry import MODELS
 
@@ -299,21 +300,18 @@ class LrLiVAE(LabelSplitModel):
             objectives["encoder_u"] += (self.adv_weight * adv_encoder + self.kl_weight * kl
                                         + self.zu_rec_weight * rec)
             objectives["latent_classifier"] = adv_classifier
+            # The shared label-independence terms (keras_lsvae.models.independence).
             if self.hsic_weight > 0:
-                standardized = (dependence_means - tf.reduce_mean(dependence_means, 0)) / (
-                    tf.math.reduce_std(dependence_means, 0) + 1e-6)
-                dependence = L.hsic(standardized,
-                                    tf.one_hot(dependence_labels, self.num_classes),
-                                    linear_weight=self.hsic_linear_weight)
+                dependence = independence.hsic_term(
+                    dependence_means, tf.one_hot(dependence_labels, self.num_classes),
+                    self.hsic_linear_weight)
                 objectives["encoder_u"] += self.hsic_weight * dependence
                 logs["hsic"] = dependence
             if self.mmd_weight > 0:
                 # Evaluation draws from a fixed seed: it must leave the generator's state (and
                 # with it the training run's random stream) untouched, and be repeatable.
-                prior_draws = keras.random.normal(
-                    tf.shape(z_u), dtype=z_u.dtype,
-                    seed=self.sample_seed_generator if training else self.seed)
-                mmd = L.mmd_to_standard_normal(z_u, prior_draws)
+                mmd = independence.mmd_term(z_u, self.sample_seed_generator, self.seed,
+                                            training)
                 objectives["encoder_u"] += self.mmd_weight * mmd
                 logs["mmd"] = mmd
             objectives["decoder"] += self.rec_weight * rec
@@ -454,11 +452,9 @@ class LrLiVAE(LabelSplitModel):
 
     def _extra_adversary_steps(self, codes, labels):
         """``adversary_steps − 1`` further L_C^adv updates of ω on this batch's codes."""
-        for _ in range(self.adversary_steps - 1):
-            with tf.GradientTape() as tape:
-                logits = self.latent_classifier(codes, training=True)
-                loss = L.adversarial_classifier_loss(logits, labels)
-            self.apply_objective(tape, "latent_classifier", loss)
+        independence.extra_adversary_steps(self, "latent_classifier", self.latent_classifier,
+                                           codes, labels, L.adversarial_classifier_loss,
+                                           self.adversary_steps)
 
     def apply_updates(self, tape, objectives):
         """Lines 25–29: each optimizer steps on its own objective and variables only."""

@@ -57,13 +57,27 @@ def _trunk(x, input_shape, width, mlp_units, norm, spectral_norm, prefix):
 
 
 def build_encoder(input_shape, heads: Dict[str, int], *, width=32, mlp_units=DEFAULT_MLP_UNITS,
-                  norm=True, name="encoder") -> keras.Model:
-    """x -> {head: linear projection} (e.g. {"z_s": D} or {"mean": D, "log_var": D})."""
+                  norm=True, condition_dim=0, condition_units=128,
+                  name="encoder") -> keras.Model:
+    """x -> {head: linear projection} (e.g. {"z_s": D} or {"mean": D, "log_var": D}).
+
+    ``condition_dim`` > 0 adds a second input, a (B, condition_dim) attribute vector y, for
+    conditional posteriors such as q(z|x, y) of CondVAE (paper B Eq. 2) and q_φ2(w|x, y) of
+    CSVAE (§4.2): y is concatenated to the trunk's features and a dense block of
+    ``condition_units`` mixes them before the linear heads (without it each head would be
+    an additive function of y). The model is then called on ``[images, attributes]``.
+    """
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     features = _trunk(inputs, input_shape, width, mlp_units, norm, False, name)
+    model_inputs = inputs
+    if condition_dim:
+        condition = keras.Input(shape=(int(condition_dim),), name="condition")
+        features = keras.layers.Concatenate(name=f"{name}_concat")([features, condition])
+        features = L.dense_block(features, int(condition_units), name=f"{name}_merge")
+        model_inputs = [inputs, condition]
     outputs = {head: keras.layers.Dense(dim, name=f"{name}_{head}")(features)
                for head, dim in heads.items()}
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(model_inputs, outputs, name=name)
 
 
 def build_decoder(latent_dims: Sequence[int], output_shape, *, width=32,
@@ -129,6 +143,25 @@ def build_discriminator(input_shape, num_labels, *, width=32, mlp_units=DEFAULT_
     return keras.Model([images, labels], logits, name=name)
 
 
+def build_classifier(input_dim, num_outputs, *, hidden=(256, 256), normalize_inputs=False,
+                     input_name="codes", name="classifier") -> keras.Model:
+    """A generic MLP: (B, input_dim) -> (B, num_outputs) logits (leaky-ReLU dense blocks).
+
+    The adversaries of every model are built here so that comparisons are fair: Lr-LiVAE's
+    q_ω(c|z_u) (softmax over C classes), CSVAE's q_δ(y|z) and CondVAE-info's r_ψ(z) (A
+    independent Bernoulli logits, one per binary attribute, paper B §3.3 and §4.1).
+    ``normalize_inputs``: see :func:`build_latent_classifier`.
+    """
+    inputs = keras.Input(shape=(int(input_dim),), name=input_name)
+    x = inputs
+    if normalize_inputs:
+        x = keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM, center=False, scale=False,
+                                            name=f"{name}_standardize")(x)
+    for i, units in enumerate(hidden):
+        x = L.dense_block(x, units, name=f"{name}_block{i}")
+    return keras.Model(inputs, keras.layers.Dense(num_outputs, name=f"{name}_out")(x), name=name)
+
+
 def build_latent_classifier(latent_dim, num_classes, *, hidden=(256, 256),
                             normalize_inputs=False, name="latent_classifier") -> keras.Model:
     """q_ω(c | z_u) -> logits: the adversarial classifier on z_u (Eq. 4).
@@ -138,11 +171,5 @@ def build_latent_classifier(latent_dim, num_classes, *, hidden=(256, 256),
     frozen codes does. Off by default: on digits it made the adversary win outright (train
     accuracy 0.49) and the encoder stopped reducing leakage (probe accuracy 0.88 vs 0.73).
     """
-    inputs = keras.Input(shape=(latent_dim,), name="z_u")
-    x = inputs
-    if normalize_inputs:
-        x = keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM, center=False, scale=False,
-                                            name=f"{name}_standardize")(x)
-    for i, units in enumerate(hidden):
-        x = L.dense_block(x, units, name=f"{name}_block{i}")
-    return keras.Model(inputs, keras.layers.Dense(num_classes, name=f"{name}_out")(x), name=name)
+    return build_classifier(latent_dim, num_classes, hidden=hidden,
+                            normalize_inputs=normalize_inputs, input_name="z_u", name=name)
