@@ -1,5 +1,11 @@
-"""Callbacks of a training run: per-epoch sample grids (PNG + TensorBoard image), resumable
-checkpoints and the metrics history."""
+"""Callbacks of a training run: per-epoch sample grids (PNG + TensorBoard image), per-epoch
+attribute-manipulation grids (attribute models), generated points (point data), resumable
+checkpoints and the metrics history.
+
+Class models (Lr-LiVAE) are asked for class ids, attribute models (paper B's CSVAE, VAE,
+CondVAE, CondVAE-info; ``label_kind == "attributes"``) for (N, A) attribute vectors:
+`keras_lsvae.viz.attributes.attribute_targets` (A = 1: the attribute off and on; else the A
+one-hot vectors)."""
 
 from __future__ import annotations
 
@@ -10,13 +16,25 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_lsvae.viz import attributes as attr
 from keras_lsvae.viz.grid import image_grid, save_image_grid
 
 
+def sample_labels(model, per_class):
+    """``(labels to generate from, int ids for colouring)``, ``per_class`` per class / target:
+    class ids for class models, `attribute_targets` rows for attribute models."""
+    if attr.is_attribute_model(model):
+        targets = attr.attribute_targets(model.num_classes)
+        labels = np.repeat(targets, per_class, axis=0)
+        return labels, np.repeat(np.arange(len(targets), dtype=np.int32), per_class)
+    labels = np.repeat(np.arange(model.num_classes), per_class).astype(np.int32)
+    return labels, labels
+
+
 def sample_images(model, per_class=8, seed=0):
-    """A fixed-seed batch of samples per class (rows = classes), or reconstructions for models
-    without ``generate``. Returns (images, nrow)."""
-    labels = np.repeat(np.arange(model.num_classes), per_class)
+    """A fixed-seed batch of samples per class (rows = classes; attribute models: rows =
+    `attribute_targets`). Returns (images, nrow)."""
+    labels, _ = sample_labels(model, per_class)
     return np.asarray(model.generate(labels, seed=seed)), per_class
 
 
@@ -43,10 +61,47 @@ class SampleGrid(keras.callbacks.Callback):
             self.writer.flush()
 
 
+class ManipulationGrid(keras.callbacks.Callback):
+    """Attribute models on images: ``samples/manipulation_XXXX.png`` (+ TensorBoard image) after
+    every epoch: fixed test ``images`` (rows), each as given (first column) and switched to
+    every `attribute_targets` vector (columns) with the model's ``manipulate`` (paper B §4.3).
+
+    Models with ``fit_attribute_statistics`` (VAE, CSVAE: ``manipulate`` uses per-attribute
+    latent means) get it refit first on ``statistics`` = (train images, train attributes), so
+    each epoch's grid uses that epoch's encoder; the loop refits on more data before saving.
+    """
+
+    def __init__(self, workdir, images, attributes, statistics=None, log_dir=None):
+        super().__init__()
+        self.directory = os.path.join(workdir, "samples")
+        self.images = np.asarray(images, np.float32)
+        self.attributes = np.asarray(attributes, np.float32)
+        self.statistics = statistics
+        self.writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.model.is_image or not attr.is_attribute_model(self.model):
+            return
+        if self.statistics is not None:
+            attr.fit_statistics(self.model, *self.statistics)
+        os.makedirs(self.directory, exist_ok=True)
+        tiles = attr.manipulation_tiles(self.model, self.images, self.attributes,
+                                        attr.attribute_targets(self.model.num_classes))
+        rows, cols = tiles.shape[:2]
+        flat = tiles.reshape(rows * cols, *tiles.shape[2:])
+        save_image_grid(os.path.join(self.directory, f"manipulation_{epoch + 1:04d}.png"), flat,
+                        cols)
+        if self.writer is not None:
+            with self.writer.as_default():
+                tf.summary.image("manipulation", image_grid(flat, cols)[None], step=epoch + 1)
+            self.writer.flush()
+
+
 class ToyPoints(keras.callbacks.Callback):
     """For point data (toy2d, swiss_roll): ``points/epoch_XXXX.npz`` with ``points`` generated for
-    ``per_class`` requested labels per class (fixed seed) and those ``labels``: the material of
-    Lr-LiVAE's Fig. 2 (generated points over epochs)."""
+    ``per_class`` requested labels per class (fixed seed) and those ``labels`` (int ids; for
+    attribute models also the requested ``attributes``, `attribute_targets` rows): the material
+    of Lr-LiVAE's Fig. 2 (generated points over epochs)."""
 
     def __init__(self, workdir, per_class=300, seed=0):
         super().__init__()
@@ -57,10 +112,11 @@ class ToyPoints(keras.callbacks.Callback):
         if self.model.is_image or not hasattr(self.model, "generate"):
             return
         os.makedirs(self.directory, exist_ok=True)
-        labels = np.repeat(np.arange(self.model.num_classes), self.per_class).astype(np.int32)
-        points = np.asarray(self.model.generate(labels, seed=self.seed))
+        requested, labels = sample_labels(self.model, self.per_class)
+        points = np.asarray(self.model.generate(requested, seed=self.seed))
+        extra = {"attributes": requested} if attr.is_attribute_model(self.model) else {}
         np.savez(os.path.join(self.directory, f"epoch_{epoch + 1:04d}.npz"), points=points,
-                 labels=labels)
+                 labels=labels, **extra)
 
 
 def seed_generators(model):

@@ -9,6 +9,18 @@ per-epoch sample grids and per-epoch checkpoints; optional semi-supervised fine-
 An interrupted run, started again with the same command, resumes from the last completed epoch
 (the checkpoint interval is one epoch): weights, every optimizer's state and the seed-generator
 states are restored.
+
+Labels follow the model's ``label_kind``. Class models (Lr-LiVAE) take class ids (a single
+binary attribute, e.g. swiss_roll, as 2 classes). Attribute models (paper B: ``csvae``, ``vae``,
+``condvae``, ``condvae_info``) take float32 (B, A) {0, 1} attribute vectors made by
+`keras_lsvae.data.as_attributes`: class data (digits, mnist, shapes, npz, folder) one-hot over
+the K (kept ``--classes``) classes, one model for all of them as paper B §5.2.1 does with TFD's
+expressions; attribute data (swiss_roll, celeb_a_*) as they are. For them the run also writes
+``samples/manipulation_XXXX.png`` per epoch (`keras_lsvae.training.callbacks.ManipulationGrid`),
+and after training (resumed runs too) calls ``model.fit_attribute_statistics`` on up to
+`STATISTICS_EXAMPLES` train examples before saving ``model.keras`` (VAE and CSVAE's
+``manipulate`` uses those per-attribute means). ``metrics.json`` has the test losses, plus
+``test_attribute_accuracy`` only for models with ``predict_attributes``.
 """
 
 from __future__ import annotations
@@ -28,7 +40,8 @@ from keras_lsvae import __version__, data, models
 from keras_lsvae.registry import MODELS
 from keras_lsvae.training import callbacks as cb
 from keras_lsvae.training.config import TrainConfig
-from keras_lsvae.data import single_attribute_as_class
+from keras_lsvae.data import as_attributes, single_attribute_as_class
+from keras_lsvae.viz import attributes as attr
 from keras_lsvae.training.strategy import get_strategy
 
 
@@ -80,8 +93,41 @@ def check_model_args(model_class, model_args, model_name):
                              f"{_type_name(value)}")
 
 
+#: train examples ``fit_attribute_statistics`` sees after training (bounds memory: CelebA)
+STATISTICS_EXAMPLES = 10_000
+#: train examples it sees before each epoch's manipulation grid
+EPOCH_STATISTICS_EXAMPLES = 2_000
+#: test images (rows) of the per-epoch manipulation grid
+MANIPULATION_ROWS = 4
+
+
+def label_kind(config: TrainConfig) -> str:
+    """``"class"`` or ``"attributes"``: what the registered model ``config.model`` takes."""
+    return getattr(MODELS.get(config.model), "label_kind", "class")
+
+
 def num_model_classes(config: TrainConfig, meta) -> int:
-    """K of the model: the kept --classes, 2 for one binary attribute, else the data set's."""
+    """K of the model: the kept --classes, 2 for one binary attribute, else the data set's.
+    Attribute models: A, the attributes of attribute data or the K classes of class data."""
+    if label_kind(config) == "attributes":
+        if meta.label_kind != "class":
+            if config.classes:
+                raise ValueError(f"--classes: --dataset={config.dataset} has attribute labels "
+                                 f"({', '.join(meta.class_names)}), not classes to keep")
+            return meta.num_classes
+        num_classes = len(config.classes) if config.classes else meta.num_classes
+        if config.classes and tuple(sorted(config.classes)) != tuple(range(num_classes)):
+            raise ValueError(f"--classes: must be 0..K-1 for some K (the model's class ids), "
+                             f"got {list(config.classes)}")
+        if num_classes > meta.num_classes:
+            raise ValueError(f"--classes: {config.dataset} has {meta.num_classes} classes, got "
+                             f"{list(config.classes)}")
+        if num_classes < 2:
+            raise ValueError(f"--model={config.model} takes attribute vectors: the classes of "
+                             f"--dataset={config.dataset} become one-hot attributes, which "
+                             f"needs at least 2 classes, got {num_classes}"
+                             + (" (--classes)" if config.classes else ""))
+        return num_classes
     if single_attribute_as_class(meta):
         num_classes = 2
     elif meta.label_kind != "class":
@@ -158,9 +204,35 @@ def _datasets(config, model, meta, replicas):
     test_split = "test" if "test" in meta.splits else meta.splits[-1]
     test = data.load(config.dataset, test_split, config.batch_size, shuffle=False,
                      drop_remainder=replicas > 1, classes=config.classes, **common)
-    if single_attribute_as_class(meta):
+    if label_kind(config) == "attributes":
+        convert = _to_attributes(config, meta)
+        train, test = train.map(convert), test.map(convert)
+    elif single_attribute_as_class(meta):
         train, test = train.map(_labels_to_classes), test.map(_labels_to_classes)
     return train, test
+
+
+def _to_attributes(config, meta):
+    """A tf.data map: labels -> the model's (B, A) attribute vectors (`as_attributes`)."""
+    depth = num_model_classes(config, meta) if meta.label_kind == "class" else None
+
+    def convert(images, labels):
+        return images, as_attributes(labels, meta, depth)
+
+    return convert
+
+
+def attribute_arrays(config: TrainConfig, meta, split: str, max_examples=None):
+    """``(images, attributes (N, A))`` of ``split`` as an attribute model sees them."""
+    images, labels = data.load_arrays(config.dataset, split, data_dir=config.data_dir,
+                                      image_size=config.image_size, classes=config.classes,
+                                      max_examples=max_examples, download=config.download)
+    depth = num_model_classes(config, meta) if meta.label_kind == "class" else None
+    return images, as_attributes(labels, meta, depth)
+
+
+def _test_split(meta):
+    return "test" if "test" in meta.splits else meta.splits[-1]
 
 
 def _unlabeled_dataset(config, model, meta):
@@ -183,6 +255,12 @@ def evaluate_model(model, config, meta, test_ds):
     """Test-split numbers for metrics.json: every loss, and class accuracy where defined."""
     results = {f"test_{k}": float(v)
                for k, v in model.evaluate(test_ds, verbose=0, return_dict=True).items()}
+    if attr.is_attribute_model(model):
+        if hasattr(model, "predict_attributes"):
+            images, attributes = attribute_arrays(config, meta, _test_split(meta))
+            results["test_attribute_accuracy"] = attr.accuracy(model, images, attributes)
+            results["test_examples"] = int(len(attributes))
+        return results
     if hasattr(model, "predict_labels") and (meta.label_kind == "class"
                                              or single_attribute_as_class(meta)):
         split = "test" if "test" in meta.splits else meta.splits[-1]
@@ -226,12 +304,25 @@ def train(config: TrainConfig, flags_text=None) -> dict:
     config.validate()
     strategy = get_strategy(config.strategy, config.replicas)
     meta = _prepare_data(config)
+    if label_kind(config) == "attributes" and config.finetune_epochs:
+        raise ValueError(f"--finetune_epochs={config.finetune_epochs}: semi-supervised "
+                         f"fine-tuning (Lr-LiVAE §3.6) is not defined for --model={config.model}"
+                         " (it trains on labeled attribute vectors only)")
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config, meta)
         model.compile(learning_rate=config.learning_rate, jit_compile=config.jit_compile)
     train_ds, test_ds = _datasets(config, model, meta, strategy.num_replicas_in_sync)
     finetune_ds = _unlabeled_dataset(config, model, meta) if config.finetune_epochs else None
+    attribute_model = attr.is_attribute_model(model)
+    if attribute_model and meta.is_image:
+        test_images, test_attributes = attribute_arrays(config, meta, _test_split(meta),
+                                                        max_examples=1000)
+        rows = attr.pick_examples(test_attributes, MANIPULATION_ROWS)
+        manipulation_rows = (test_images[rows], test_attributes[rows])
+        epoch_statistics = (attribute_arrays(config, meta, "train",
+                                             max_examples=EPOCH_STATISTICS_EXAMPLES)
+                            if hasattr(model, "fit_attribute_statistics") else None)
     _prepare_workdir(config, flags_text)
 
     checkpointer = cb.Checkpointer(config.workdir)
@@ -248,6 +339,11 @@ def train(config: TrainConfig, flags_text=None) -> dict:
         checkpointer,
         cb.MetricsHistory(config.workdir),
     ]
+    if attribute_model and meta.is_image:
+        # Before the checkpointer: the statistics it refits are saved with the epoch.
+        callbacks.insert(2, cb.ManipulationGrid(
+            config.workdir, *manipulation_rows, statistics=epoch_statistics,
+            log_dir=os.path.join(log_dir, "manipulation")))
     started = time.time()
     if initial_epoch < config.epochs:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, shuffle=False,
@@ -261,6 +357,9 @@ def train(config: TrainConfig, flags_text=None) -> dict:
                   verbose=config.verbose)
     seconds = time.time() - started
 
+    if hasattr(model, "fit_attribute_statistics"):  # before saving: manipulate needs them
+        attr.fit_statistics(model, *attribute_arrays(config, meta, "train",
+                                                     max_examples=STATISTICS_EXAMPLES))
     model.save(os.path.join(config.workdir, "model.keras"))
     metrics = {"model": config.model, "dataset": config.dataset, "seed": config.seed,
                "epochs": total_epochs, "resumed_from_epoch": initial_epoch,
