@@ -21,3 +21,33 @@ def image_batch(n=12, shape=(8, 8, 1), num_classes=3, seed=0, groups=None):
     images = rng.uniform(size=lead + tuple(shape)).astype("float32")
     labels = rng.integers(0, num_classes, size=lead).astype("int32")
     return images, labels
+
+
+def attribute_batch(n=12, shape=(8, 8, 1), num_attributes=2, seed=0):
+    """Images in [0, 1] and {0, 1} float32 attribute vectors (n, A) with both values present
+    in every column (rows alternate so that small batches still see each value)."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(size=(n,) + tuple(shape)).astype("float32")
+    attributes = rng.integers(0, 2, size=(n, num_attributes)).astype("float32")
+    attributes[0], attributes[1] = 0.0, 1.0
+    return images, attributes
+
+
+def labels_for(model, n=8, shape=(8, 8, 1), seed=0, groups=None):
+    """(images, labels) of the model's label kind: class ids or attribute vectors."""
+    if getattr(model, "label_kind", "class") == "attributes":
+        return attribute_batch(n, shape=shape, num_attributes=model.num_classes, seed=seed)
+    return image_batch(n, shape=shape, num_classes=model.num_classes, seed=seed, groups=groups)
+
+
+def tiny_attribute_model(name, **overrides):
+    """A paper-B model (vae, condvae, condvae_info, csvae) on 8×8×1 images with A = 2."""
+    from keras_lsvae import models
+
+    kwargs = dict(input_shape=(8, 8, 1), num_classes=2, z_dim=3, width=8, mlp_units=(16,),
+                  condition_units=16, seed=0)
+    if name in ("csvae", "condvae_info"):
+        kwargs["adversary_units"] = (16,)
+    kwargs.update(overrides)
+    keras.utils.set_random_seed(kwargs["seed"])
+    return models.get(name, **kwargs)
