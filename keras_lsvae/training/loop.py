@@ -63,10 +63,28 @@ def _type_name(value) -> str:
             list: "a tuple such as (64, 64)"}.get(type(value), type(value).__name__)
 
 
+def constructor_parameters(model_class):
+    """The keyword parameters a model class's constructor accepts: its own ``__init__``'s and,
+    while an ``__init__`` forwards ``**kwargs``, those of its base classes' (VAE(**kwargs) ->
+    GaussianVAEBase(z_dim=..., ...)), up to the library's base model; the first default of a
+    name wins."""
+    parameters = {}
+    for cls in model_class.__mro__:
+        if "__init__" not in vars(cls) or cls.__module__.split(".")[0] in ("keras", "builtins"):
+            continue
+        own = inspect.signature(vars(cls)["__init__"]).parameters
+        for name, parameter in own.items():
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                parameters.setdefault(name, parameter)
+        if not any(p.kind == p.VAR_KEYWORD for p in own.values()):
+            break
+    return parameters
+
+
 def check_model_args(model_class, model_args, model_name):
     """Reject unknown ``--model_arg`` keys and values whose type differs from the constructor's
     default (``zs_dim=abc``, ``mlp_units=64``), naming the flag and the expected type."""
-    parameters = inspect.signature(model_class.__init__).parameters
+    parameters = constructor_parameters(model_class)
     settable = [p for p in parameters
                 if p not in ("self", "args", "kwargs", "input_shape", "num_classes", "seed")]
     unknown = sorted(set(model_args) - set(settable))
