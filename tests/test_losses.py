@@ -269,3 +269,66 @@ def test_mmd_to_standard_normal_matches_its_formula_and_sees_a_shifted_mean():
         tape.watch(shifted)
         value = L.mmd_to_standard_normal(shifted, prior)
     assert np.all(tape.gradient(value, shifted).numpy().sum(0) > 0)
+
+
+# ------------------------------------------------------------------ paper B (CSVAE) losses
+from keras_lsvae.distributions import SubspacePrior  # noqa: E402
+
+
+def test_subspace_prior_moments_std_and_variance():
+    attributes = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    prior = SubspacePrior(2, w_dim=2)
+    dist = prior.distribution(attributes)
+    np.testing.assert_allclose(dist.mean(), [[0, 0, 3, 3], [3, 3, 0, 0]])
+    np.testing.assert_allclose(dist.stddev(), [[0.1, 0.1, 1, 1], [1, 1, 0.1, 0.1]], rtol=1e-6)
+    variance = SubspacePrior(2, w_dim=2, scale="variance").distribution(attributes)
+    np.testing.assert_allclose(variance.variance(), [[0.1, 0.1, 1, 1], [1, 1, 0.1, 0.1]],
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="scale"):
+        SubspacePrior(2, scale="precision")
+
+
+def test_kl_subspace_prior_matches_a_float64_hand_computation():
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(3, 4)) + 1.0
+    log_var = rng.normal(size=(3, 4)) * 0.5
+    attributes = np.array([[1, 0], [0, 0], [1, 1]], np.float32)
+    prior_mean = np.repeat(np.where(attributes == 1, 0.0, 3.0), 2, axis=1)
+    prior_std = np.repeat(np.where(attributes == 1, 0.1, 1.0), 2, axis=1)
+    var = np.exp(log_var)
+    expected = np.mean(np.sum(np.log(prior_std) - 0.5 * log_var
+                              + (var + (mean - prior_mean) ** 2) / (2 * prior_std**2) - 0.5,
+                              axis=1))
+    prior64 = dists.tfd.MultivariateNormalDiag(tf.constant(prior_mean), tf.constant(prior_std))
+    got = L.kl_subspace_prior(tf.constant(mean, tf.float64), tf.constant(log_var, tf.float64),
+                              prior64)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-10)
+    # And through the prior itself in float32.
+    got32 = L.kl_subspace_prior(tf.constant(mean, tf.float32), tf.constant(log_var, tf.float32),
+                                SubspacePrior(2, w_dim=2).distribution(attributes))
+    np.testing.assert_allclose(float(got32), expected, rtol=1e-5)
+
+
+def test_m2_is_minimal_for_a_uniform_adversary():
+    uniform = tf.zeros([4, 3])
+    confident = tf.fill([4, 3], 4.0)
+    np.testing.assert_allclose(float(L.attribute_entropy(uniform)), 3 * np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(float(L.attribute_negative_entropy(uniform)), -3 * np.log(2),
+                               rtol=1e-6)
+    p = 1 / (1 + np.exp(-4.0))
+    expected = 3 * (p * np.log(p) + (1 - p) * np.log(1 - p))
+    np.testing.assert_allclose(float(L.attribute_negative_entropy(confident)), expected,
+                               rtol=1e-5)
+    assert float(L.attribute_negative_entropy(confident)) > float(
+        L.attribute_negative_entropy(uniform))
+
+
+def test_attribute_cross_entropy_and_information_loss():
+    logits = np.array([[2.0, -1.0], [0.0, 3.0]], np.float32)
+    y = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)
+    p = 1 / (1 + np.exp(-logits))
+    expected = np.mean(np.sum(-(y * np.log(p) + (1 - y) * np.log(1 - p)), axis=1))
+    np.testing.assert_allclose(float(L.attribute_cross_entropy(logits, y)), expected,
+                               rtol=1e-6)
+    np.testing.assert_allclose(float(L.information_encoder_loss(logits, y)), -expected,
+                               rtol=1e-6)

@@ -33,7 +33,8 @@ INPUT_SHAPE, NUM_CLASSES = (8, 8, 1), 3
 # Options that add variables or change what a step does to them; each is applied to a model only
 # if its constructor has that argument.
 VARIABLE_OPTIONS = dict(spectral_norm=True, gan_loss="hinge", adversary_standardize=True,
-                        hsic_weight=1.0, hsic_all_groups=True, mmd_weight=1.0, adversary_steps=2)
+                        hsic_weight=1.0, hsic_all_groups=True, mmd_weight=1.0,
+                        adversary_steps=2)
 
 
 def _cases():
