@@ -197,3 +197,22 @@ def test_save_load_keeps_the_fitted_statistics(tmp_path):
     targets = np.array([[0, 1]] * 12, np.float32)
     np.testing.assert_allclose(loaded.manipulate(images, targets),
                                model.manipulate(images, targets), atol=1e-6)
+
+
+def test_objectives_partition_the_networks():
+    # φ1, φ2, θ, δ: each optimizer owns exactly one network (M2 must never move δ through
+    # encoder_z's optimizer, N never an encoder).
+    model = _csvae()
+    objectives = model.objective_variables()
+    networks = {"encoder_z": model.encoder_z, "encoder_w": model.encoder_w,
+                "decoder": model.decoder, "adversary": model.adversary}
+    for name, network in networks.items():
+        assert _ids(objectives[name]) == _ids(network.trainable_variables), name
+    ids = [id(v) for variables in objectives.values() for v in variables]
+    assert len(ids) == len(set(ids)) and set(ids) == _ids(model.trainable_variables)
+    # With only encoder_z's optimizer running, δ stays put although M2 depends on it.
+    model.compile(optimizer="sgd", learning_rate=0.0, learning_rates={"encoder_z": 0.1})
+    images, attributes = attribute_batch(8)
+    before = _snapshot(model.adversary.trainable_variables)
+    model.train_step((tf.constant(images), tf.constant(attributes)))
+    assert not _moved(model, model.adversary.trainable_variables, before)
