@@ -142,3 +142,108 @@ def test_rank_zu_dims_orders_by_output_change():
     dims, change = rank_zu_dims(_OneStrongDim(), classes=[0, 1], seed=0)
     assert dims == [2, 0, 1]
     np.testing.assert_allclose(change, [0.04, 0.0, 0.8], atol=1e-6)
+
+
+# --------------------------------------------------------------------------- paper B models
+
+ATTRIBUTE_CLASSES = (0, 1, 2, 3)  # digits kept: 4 one-hot attributes
+
+
+def _attribute_run(tmp_path_factory, model, dataset="digits", **overrides):
+    workdir = tmp_path_factory.mktemp(f"{model}_{dataset}")
+    values = dict(model=model, dataset=dataset, epochs=1, steps_per_epoch=2,
+                  model_args={"z_dim": 2, **({"width": 8} if dataset == "digits" else {})})
+    if dataset == "digits":
+        values["classes"] = ATTRIBUTE_CLASSES
+    else:
+        values["image_size"] = None
+    values.update(overrides)
+    train(tiny_config(workdir, **values))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def csvae_run(tmp_path_factory):
+    return _attribute_run(tmp_path_factory, "csvae")
+
+
+def _tile(grid_file, row, col, size=SIZE):
+    pixels = matplotlib.image.imread(str(grid_file))
+    top, left = 1 + row * (size + 1), 1 + col * (size + 1)
+    return pixels[top:top + size, left:left + size, 0]
+
+
+def test_csvae_run_draws_paper_b_figures_with_their_layouts(csvae_run, tmp_path):
+    import keras
+
+    num_steps, attributes = 3, len(ATTRIBUTE_CLASSES)
+    out_dir = tmp_path / "figures"
+    paths = visualize_run(csvae_run, out_dir=out_dir, seed=0, num_steps=num_steps,
+                          max_classes=2)
+    w_grids = {"fig3_w_grid_0", "fig3_w_grid_3"}  # 2 attributes spread over 0..3
+    assert set(paths) == {"samples", "manipulation", "fig5_transfer"} | w_grids
+    for name, path in paths.items():
+        assert os.path.getsize(path) > 0, name
+    assert _grid_shape(paths["samples"]) == _expected(attributes, num_steps)
+    # 4 test images (one per class), input + the 4 one-hot targets.
+    assert _grid_shape(paths["manipulation"]) == _expected(4, 1 + attributes)
+    for name in w_grids:  # num_steps x num_steps points of W_i, laid out as the grid
+        assert _grid_shape(paths[name]) == _expected(num_steps, num_steps)
+    # Fig. 5: 3 images; input, reconstruction, 3 x 3 styles of attributes 0 and 1.
+    assert _grid_shape(paths["fig5_transfer"]) == _expected(3, 2 + 9)
+    index = json.loads((out_dir / "index.json").read_text())
+    assert set(index["figures"]) == set(paths) and set(index["grids"]) == set(paths)
+    assert index["w_grid_attributes"] == [0, 3] and index["fig5_attributes"] == [0, 1]
+    assert index["attribute_names"] == ["0", "1", "2", "3"]
+
+    # The tiles are the model's own outputs: the manipulation grid's first column is the test
+    # images, and W_3's grid tile (r, c) decodes grid point r * num + c.
+    from keras_lsvae.viz.run import load_test_attributes
+
+    model = keras.models.load_model(str(csvae_run / "model.keras"), compile=False)
+    images, attrs, _ = load_test_attributes(json.loads((csvae_run / "config.json").read_text()),
+                                            attributes)
+    rows = index["manipulation_test_indices"]
+    assert sorted(np.argmax(attrs[rows], -1).tolist()) == [0, 1, 2, 3]
+    for r, i in enumerate(rows):
+        np.testing.assert_allclose(_tile(grid_path(paths["manipulation"]), r, 0),
+                                   images[i, ..., 0], atol=1 / 255)
+    subject = images[index["w_grid_test_indices"][1]]
+    points = np.asarray(model.w_grid(3, num=num_steps))
+    decoded = np.asarray(model.manipulate_grid(subject[None], 3, points))[0]
+    for r, c in ((0, 0), (1, 2), (2, 1)):
+        np.testing.assert_allclose(_tile(grid_path(paths["fig3_w_grid_3"]), r, c),
+                                   np.clip(decoded[r * num_steps + c, ..., 0], 0, 1),
+                                   atol=1.5 / 255)
+
+
+def test_condvae_run_draws_scaled_manipulations(tmp_path_factory):
+    workdir = _attribute_run(tmp_path_factory, "condvae")
+    num_steps = 4
+    paths = visualize_run(workdir, num_steps=num_steps)
+    assert set(paths) == {"samples", "manipulation", "fig3_scaled"}
+    grid = grid_path(paths["fig3_scaled"])
+    assert _grid_shape(paths["fig3_scaled"]) == _expected(len(ATTRIBUTE_CLASSES), 1 + num_steps)
+    index = json.loads((workdir / "figures" / "index.json").read_text())
+    assert index["fig3_scaled_scales"] == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    # p = 0 decodes the zero label whatever the target: column 1 is the same in every row,
+    # while p = 3 differs between targets.
+    for row in range(1, len(ATTRIBUTE_CLASSES)):
+        np.testing.assert_allclose(_tile(grid, row, 1), _tile(grid, 0, 1), atol=1 / 255)
+    assert np.abs(_tile(grid, 1, 4) - _tile(grid, 0, 4)).max() > 1 / 255
+
+
+def test_vae_run_has_samples_and_manipulation_only(tmp_path_factory):
+    workdir = _attribute_run(tmp_path_factory, "vae")
+    paths = visualize_run(workdir, num_steps=2)
+    assert set(paths) == {"samples", "manipulation"}
+    assert _grid_shape(paths["manipulation"]) == _expected(4, 1 + len(ATTRIBUTE_CLASSES))
+
+
+def test_csvae_swiss_roll_draws_fig2_and_latent_projections(tmp_path_factory):
+    workdir = _attribute_run(tmp_path_factory, "csvae", dataset="swiss_roll", epochs=2)
+    paths = visualize_run(workdir)
+    assert set(paths) == {"fig2", "latents"}
+    assert all(os.path.getsize(p) > 0 for p in paths.values())
+    index = json.loads((workdir / "figures" / "index.json").read_text())
+    assert index["fig2_epochs"] == [1, 2] and index["attribute_names"] == ["outer_half"]

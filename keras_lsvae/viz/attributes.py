@@ -123,3 +123,202 @@ def accuracy(model, images, attributes, batch_size: int = 256) -> Optional[float
     predicted = np.concatenate([to_numpy(model.predict_attributes(images[i:i + batch_size]))
                                 for i in range(0, len(images), batch_size)])
     return float(np.mean((predicted > 0.5) == (np.asarray(attributes) > 0.5)))
+
+
+# ------------------------------------------------------------------------ paper B's figures
+#: p values of CondVAE / CondVAE-info manipulation grids: "chosen uniformly in [0, 3]" (Fig. 3)
+SCALE_RANGE = (0.0, 3.0)
+#: styles per attribute in the Fig. 5 analogue (the paper shows three)
+FIG5_STYLES = 3
+
+
+def _tile_grid(tiles):
+    from keras_lsvae.viz.figures import PAD, PAD_VALUE
+    from keras_lsvae.viz.grid import image_grid
+
+    rows, cols = tiles.shape[:2]
+    return image_grid(tiles.reshape(rows * cols, *tiles.shape[2:]), nrow=cols, padding=PAD,
+                      pad_value=PAD_VALUE)
+
+
+def fig_samples(model, path, per_target=8, seed=0, names=None):
+    """Samples ``generate`` draws for each `attribute_targets` row (rows), ``per_target``
+    columns (fixed seed)."""
+    from keras_lsvae.viz.figures import _save_tiles, _tiles
+
+    targets = attribute_targets(model.num_classes)
+    images = model.generate(np.repeat(targets, per_target, axis=0), seed=seed)
+    return _save_tiles(path, _tiles(images, len(targets), per_target),
+                       title=f"Generated samples per target attributes (seed {seed})",
+                       row_labels=target_names(model.num_classes, names))
+
+
+def fig_manipulation(model, images, attributes, path, names=None):
+    """Rows = test images; columns = the input, then G(x) to every `attribute_targets` row
+    (paper B §4.3, each model's own G_ij)."""
+    from keras_lsvae.viz.figures import _save_tiles
+
+    tiles = manipulation_tiles(model, images, attributes,
+                               attribute_targets(model.num_classes))
+    return _save_tiles(path, tiles, title=f"{type(model).__name__}: input, then switched to "
+                       "each target (§4.3)", row_labels=[f"test {i}" for i in range(len(images))],
+                       col_labels=["input"] + target_names(model.num_classes, names))
+
+
+def fig_scaled_manipulation(model, image, attributes, path, targets, scales, names=None):
+    """CondVAE / CondVAE-info (Fig. 3b, 3c): one test image, one row per target attribute
+    vector, columns = the input then decode(μ(x[, y]), p · target) for each p in ``scales``."""
+    from keras_lsvae.viz.figures import _save_tiles
+
+    image = np.asarray(image, np.float32)[None]  # one (H, W, C) image
+    attributes = np.asarray(attributes, np.float32).reshape(1, -1)
+    targets = np.asarray(targets, np.float32)
+    rows = []
+    for target in targets:
+        switched = [as_nhwc(model.manipulate(image, attributes, target[None], scale=float(p)))
+                    for p in scales]
+        rows.append(np.concatenate([image] + switched))
+    tiles = np.stack(rows)
+    return _save_tiles(path, tiles, title=f"{type(model).__name__}: decode(μ(x), p·y), "
+                       f"p in [{scales[0]:g}, {scales[-1]:g}] (Fig. 3)",
+                       row_labels=list(names or [f"target {i}" for i in range(len(targets))]),
+                       col_labels=["input"] + [f"p={p:.2g}" for p in scales])
+
+
+def w_subspace(codes, attribute, w_dim):
+    """Columns of W_attribute in (N, A·w_dim) codes."""
+    return np.asarray(codes)[:, attribute * w_dim:(attribute + 1) * w_dim]
+
+
+def fig_w_grid(model, image, attribute, points, test_w, test_labels, path, name=None):
+    """CSVAE Fig. 3/4 analogue for one attribute i: the image decoded with W_i at each grid
+    point (``manipulate_grid``; tiles laid out like the grid: tile (r, c) is point
+    r·num + c, ``w_grid``'s order), and beside it the sampling grid: the points over a scatter
+    of the test set's posterior means of W_i coloured by y_i. The bare tile grid is written to
+    ``<stem>_grid.png``."""
+    import matplotlib.pyplot as plt
+
+    from keras_lsvae.viz.figures import grid_path
+    from keras_lsvae.viz.grid import save_array_png, save_figure
+
+    points = np.asarray(points, np.float32)
+    num = int(round(np.sqrt(len(points))))
+    if num * num != len(points):
+        raise ValueError(f"points must form a square grid, got {len(points)}")
+    image = np.asarray(image, np.float32)[None]  # one (H, W, C) image
+    decoded = to_numpy(model.manipulate_grid(image, attribute, points)).reshape(
+        len(points), *image.shape[1:])
+    tiles = decoded.reshape(num, num, *decoded.shape[1:])
+    grid = _tile_grid(tiles)
+    save_array_png(grid_path(path), grid)
+    label = name or f"attribute {attribute}"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
+    shown = np.clip(grid, 0, 1)
+    left.imshow(shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray", vmin=0, vmax=1,
+                interpolation="nearest")
+    left.set_axis_off()
+    left.set_title(f"G(x, p): W_{attribute} ({label}) on the grid", fontsize=9)
+    test_w = np.asarray(test_w)
+    test_labels = np.asarray(test_labels).reshape(-1)
+    for value, colour in ((0, "tab:blue"), (1, "tab:orange")):
+        members = test_labels == value
+        right.scatter(test_w[members, 0], test_w[members, 1], s=4, alpha=0.4, color=colour,
+                      label=f"{label} = {value} (test μ_φ2)")
+    right.scatter(points[:, 0], points[:, 1], s=14, marker="x", color="black",
+                  label="grid points p")
+    right.set_xlabel(f"w_{attribute},1")
+    right.set_ylabel(f"w_{attribute},2")
+    right.set_title("Sampling grid in W_i (paper B Fig. 3d)", fontsize=9)
+    right.legend(fontsize=7, markerscale=2)
+    return save_figure(fig, path)
+
+
+def style_points(test_w_i, test_labels_i, count=FIG5_STYLES):
+    """``count`` representative points of W_i: posterior means of positive test examples at
+    evenly spaced quantiles of their first principal coordinate (distinct styles)."""
+    positives = np.asarray(test_w_i)[np.asarray(test_labels_i).reshape(-1) == 1]
+    if len(positives) == 0:
+        raise ValueError("no test example has the attribute")
+    centred = positives - positives.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    order = np.argsort(centred @ vt[0])
+    picks = order[np.round(np.linspace(0.1, 0.9, count) * (len(order) - 1)).astype(int)]
+    return positives[picks]
+
+
+def fig_attribute_transfer(model, images, attributes, styles, off_points, pair, path,
+                           names=None):
+    """CSVAE Fig. 5 analogue (A >= 2): rows = images; columns = input, reconstruction, then the
+    Cartesian product of the styles of attributes ``pair = (i, j)`` (``styles[i]`` (S, w_dim)),
+    every other subspace at its y = 0 point ``off_points`` (A, w_dim)."""
+    from keras_lsvae.viz.figures import _save_tiles
+
+    images = as_nhwc(images)
+    attributes = np.asarray(attributes, np.float32)
+    i, j = pair
+    num_attributes, w_dim = np.shape(off_points)
+    combos, labels = [], []
+    for a, style_i in enumerate(styles[i]):
+        for b, style_j in enumerate(styles[j]):
+            w = np.array(off_points, np.float32)
+            w[i], w[j] = style_i, style_j
+            combos.append(w.reshape(-1))
+            labels.append(f"{a + 1}×{b + 1}")
+    combos = np.asarray(combos, np.float32)
+    targets = np.zeros((1, num_attributes), np.float32)
+    targets[0, [i, j]] = 1.0
+    rows = []
+    for image, attribute in zip(images, attributes):
+        repeated = np.repeat(image[None], len(combos), axis=0)
+        switched = as_nhwc(model.manipulate(repeated, np.repeat(targets, len(combos), axis=0),
+                                            w=combos))
+        recon = as_nhwc(model.reconstruct(image[None], attribute[None]))
+        rows.append(np.concatenate([image[None], recon, switched]))
+    names = list(names or [f"attribute {k}" for k in range(num_attributes)])
+    return _save_tiles(path, np.stack(rows),
+                       title=f"Attribute transfer: {names[i]} style × {names[j]} style "
+                       "(paper B Fig. 5)", row_labels=[f"test {k}" for k in range(len(images))],
+                       col_labels=["input", "recon."] + labels)
+
+
+def fig_latent_projections(points, reconstruction, codes, labels, path, name="swiss roll"):
+    """Paper B Fig. 2 analogue for point data: the data and its reconstruction (3-D), then
+    the latent projections (z1, z2), (w1, w2) and every (z_i, w_j), coloured by the label.
+    ``codes``: {"z": (N, >=2), "w": (N, >=2) or absent}."""
+    import matplotlib.pyplot as plt
+
+    from keras_lsvae.viz.grid import save_figure
+
+    labels = np.asarray(labels).reshape(-1)
+    z = np.asarray(codes["z"])
+    w = np.asarray(codes["w"]) if codes.get("w") is not None else None
+    pairs = [("z1", z[:, 0], "z2", z[:, 1])] if z.shape[1] >= 2 else []
+    if w is not None:
+        if w.shape[1] >= 2:
+            pairs.append(("w1", w[:, 0], "w2", w[:, 1]))
+        for a in range(min(2, z.shape[1])):
+            for b in range(min(2, w.shape[1])):
+                pairs.append((f"z{a + 1}", z[:, a], f"w{b + 1}", w[:, b]))
+    panels = 2 + len(pairs)
+    cols = min(4, panels)
+    rows = int(np.ceil(panels / cols))
+    fig = plt.figure(figsize=(3.2 * cols, 3.0 * rows))
+    colours = np.where(labels == 1, "tab:orange", "tab:blue")
+    for k, (title, data) in enumerate(((name, points), ("reconstruction", reconstruction))):
+        data = np.asarray(data)
+        if data.shape[1] >= 3:
+            ax = fig.add_subplot(rows, cols, k + 1, projection="3d")
+            ax.scatter(data[:, 0], data[:, 1], data[:, 2], s=2, c=colours)
+        else:
+            ax = fig.add_subplot(rows, cols, k + 1)
+            ax.scatter(data[:, 0], data[:, 1], s=2, c=colours)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=6)
+    for k, (xname, x, yname, y) in enumerate(pairs):
+        ax = fig.add_subplot(rows, cols, k + 3)
+        ax.scatter(x, y, s=2, c=colours, alpha=0.5)
+        ax.set_title(f"({xname}, {yname})", fontsize=9)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("Data, reconstruction and latent projections coloured by label "
+                 "(orange = 1; paper B Fig. 2)", fontsize=10)
+    return save_figure(fig, path)

@@ -34,6 +34,37 @@ Image figures also have their exact tile grid next to them (``<stem>_grid.png``,
 shown, ranked z_u dimensions and their measured change), so a figure can be traced back.
 
 Point data sets (toy2d, swiss_roll) get fig2 only: the other figures are image grids.
+
+Attribute models (paper B, Klys et al. NeurIPS 2018: ``csvae``, ``vae``, ``condvae``,
+``condvae_info``; ``label_kind == "attributes"``) get paper B's figures instead
+(:func:`visualize_attribute_run`; class data are one-hot attributes, targets are
+`keras_lsvae.viz.attributes.attribute_targets`: the attribute off/on for A = 1, else one-hot):
+
+=====================  =========================  ===========================================
+name                   file                       content
+=====================  =========================  ===========================================
+fig2                   fig2_toy_points.png        point data: generated points per epoch
+latents                latents.png                point data: Fig. 2 analogue, the data and
+                                                  its reconstruction, projections (z1, z2),
+                                                  (w1, w2), (z_i, w_j) coloured by the label
+samples                samples.png                ``num_steps`` samples per target (rows)
+manipulation           manipulation.png           4 test images (rows): input, then switched
+                                                  to every target with the model's G_ij (§4.3)
+fig3_w_grid_<i>        fig3_w_grid_<i>.png        CSVAE, per attribute i (up to
+                                                  ``max_classes``): one test image (y_i = 0)
+                                                  decoded with W_i at ``num_steps`` x
+                                                  ``num_steps`` points of ``w_grid`` (w_dim = 2;
+                                                  else ``w_principal_directions``), tiles laid
+                                                  out as the grid, beside the sampling grid
+                                                  over the test posterior means of W_i
+                                                  coloured by y_i (Fig. 3/4 with 3d)
+fig5_transfer          fig5_attribute_transfer    CSVAE, A >= 2: 3 test images (rows): input,
+                       .png                       reconstruction, the 3 x 3 Cartesian product
+                                                  of styles of attributes 0 and 1 (Fig. 5)
+fig3_scaled            fig3_scaled.png            CondVAE / CondVAE-info: one test image, one
+                                                  row per target (up to ``max_classes``),
+                                                  ``num_steps`` values of p in [0, 3] (Fig. 3)
+=====================  =========================  ===========================================
 """
 
 from __future__ import annotations
@@ -47,6 +78,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from keras_lsvae.viz import attributes as attr
 from keras_lsvae.viz import figures
 from keras_lsvae.viz.grid import to_numpy
 
@@ -72,6 +104,12 @@ FIGURE_FILES = {
     "fig6": "fig6_swap.png",
     "fig6_swap_unseen": "fig6_swap_unseen.png",
     "fig7": "fig7_inpainting.png",
+    # paper B (attribute models); fig3_w_grid_<i> -> fig3_w_grid_<i>.png
+    "latents": "latents.png",
+    "samples": "samples.png",
+    "manipulation": "manipulation.png",
+    "fig5_transfer": "fig5_attribute_transfer.png",
+    "fig3_scaled": "fig3_scaled.png",
 }
 
 
@@ -186,9 +224,11 @@ def _points_by_epoch(workdir: str, model, config: dict, seed: int, num_epochs: i
             files[int(match.group(1))] = path
     if not files:
         logger.warning("%s has no points/epoch_*.npz; fig2 shows the final model only", workdir)
-        labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), 300)
+        from keras_lsvae.training.callbacks import sample_labels
+
+        requested, labels = sample_labels(model, 300)
         last_epoch = int(config.get("epochs", 0)) + int(config.get("finetune_epochs", 0) or 0)
-        return {last_epoch: (to_numpy(model.generate(labels, seed=seed)), labels)}
+        return {last_epoch: (to_numpy(model.generate(requested, seed=seed)), labels)}
     shown = {}
     for epoch in spread(sorted(files), num_epochs):
         with np.load(files[epoch]) as saved:
@@ -224,6 +264,9 @@ def visualize_run(workdir: str, out_dir: Optional[str] = None, seed: int = 0,
     def target(name):
         return os.path.join(out_dir, FIGURE_FILES[name])
 
+    if attr.is_attribute_model(model):
+        return visualize_attribute_run(model, config, workdir, out_dir, paths, details, seed,
+                                       num_steps, max_classes)
     test_images, test_labels = load_test_arrays(config["dataset"], config,
                                                 classes=config.get("classes"))
     if not model.is_image:
@@ -284,6 +327,106 @@ def visualize_run(workdir: str, out_dir: Optional[str] = None, seed: int = 0,
     return _write_index(out_dir, paths, details)
 
 
+def load_test_attributes(config: dict, num_attributes: int,
+                         max_examples: int = MAX_TEST_EXAMPLES):
+    """``(test images, attributes (N, A), attribute names)`` as the run's attribute model saw
+    them (class data one-hot over the kept classes)."""
+    from keras_lsvae import data
+
+    dataset = config["dataset"]
+    meta = data.info(dataset, data_dir=config.get("data_dir"),
+                     image_size=config.get("image_size"))
+    split = "test" if "test" in meta.splits else meta.splits[-1]
+    images, labels = data.load_arrays(dataset, split, data_dir=config.get("data_dir"),
+                                      image_size=config.get("image_size"),
+                                      classes=config.get("classes"), max_examples=max_examples)
+    depth = num_attributes if meta.label_kind == "class" else None
+    return (images, data.as_attributes(labels, meta, depth),
+            data.attribute_names(meta, num_attributes))
+
+
+#: test images (rows) of the manipulation figure, and of Fig. 5
+MANIPULATION_ROWS = 4
+FIG5_ROWS = 3
+
+
+def visualize_attribute_run(model, config, workdir, out_dir, paths, details, seed=0,
+                            num_steps=8, max_classes=10):
+    """Paper B's figures of an attribute model's run (module docstring)."""
+    def target(name, file_name=None):
+        return os.path.join(out_dir, file_name or FIGURE_FILES.get(name, f"{name}.png"))
+
+    images, attributes, names = load_test_attributes(config, model.num_classes)
+    ids = attr.target_ids(attributes)
+    details.update(model=type(model).__name__, attribute_names=list(names))
+    if not model.is_image:
+        points = _points_by_epoch(workdir, model, config, seed, FIG2_EPOCHS)
+        paths["fig2"] = figures.fig2_toy_points(points, images, ids, target("fig2"))
+        details["fig2_epochs"] = sorted(int(e) for e in points)
+        encoded = model.encode(images, attributes)
+        codes = {"z": to_numpy(encoded["z_mean"]),
+                 "w": to_numpy(encoded["w_mean"]) if "w_mean" in encoded else None}
+        reconstruction = to_numpy(model.reconstruct(images, attributes))
+        paths["latents"] = attr.fig_latent_projections(
+            images, reconstruction, codes, ids, target("latents"),
+            name=str(config.get("dataset")))
+        return _write_index(out_dir, paths, details)
+
+    paths["samples"] = attr.fig_samples(model, target("samples"), per_target=num_steps,
+                                        seed=seed, names=names)
+    rows = attr.pick_examples(attributes, MANIPULATION_ROWS)
+    paths["manipulation"] = attr.fig_manipulation(model, images[rows], attributes[rows],
+                                                  target("manipulation"), names=names)
+    details["manipulation_test_indices"] = [int(i) for i in rows]
+    shown = spread(list(range(model.num_classes)), max_classes)
+
+    if hasattr(model, "manipulate_grid"):  # CSVAE: Fig. 3/4 with the sampling grid (3d)
+        w_dim = int(model.w_dim)
+        w_means = to_numpy(model.encode(images, attributes)["w_mean"])
+        details["w_grid_attributes"], details["w_grid_test_indices"] = [], []
+        for i in shown:
+            off = np.flatnonzero(attributes[:, i] == 0)
+            index = int(off[0]) if off.size else 0
+            if w_dim == 2:
+                points = to_numpy(model.w_grid(i, num=num_steps))
+            else:
+                points = to_numpy(model.w_principal_directions(images, attributes, i,
+                                                               num=num_steps))
+            name = f"fig3_w_grid_{i}"
+            paths[name] = attr.fig_w_grid(model, images[index], i, points,
+                                          attr.w_subspace(w_means, i, w_dim)[:, :2],
+                                          attributes[:, i], target(name), name=names[i])
+            details["w_grid_attributes"].append(int(i))
+            details["w_grid_test_indices"].append(index)
+        if model.num_classes >= 2:
+            pair = (0, 1)
+            styles, off_points = {}, np.zeros((model.num_classes, w_dim), np.float32)
+            for i in range(model.num_classes):
+                w_i = attr.w_subspace(w_means, i, w_dim)
+                negatives = attributes[:, i] == 0
+                off_points[i] = w_i[negatives].mean(0) if negatives.any() else w_i.mean(0)
+            for i in pair:
+                styles[i] = attr.style_points(attr.w_subspace(w_means, i, w_dim),
+                                              attributes[:, i])
+            fig5_rows = attr.pick_examples(attributes, FIG5_ROWS)
+            paths["fig5_transfer"] = attr.fig_attribute_transfer(
+                model, images[fig5_rows], attributes[fig5_rows], styles, off_points, pair,
+                target("fig5_transfer"), names=names)
+            details.update(fig5_attributes=list(pair),
+                           fig5_test_indices=[int(i) for i in fig5_rows])
+    elif attr.accepts(model.manipulate, "scale"):  # CondVAE, CondVAE-info
+        scales = np.linspace(*attr.SCALE_RANGE, num_steps).tolist()
+        targets = attr.attribute_targets(model.num_classes)
+        target_rows = spread(list(range(len(targets))), max_classes)
+        index = int(rows[0])
+        paths["fig3_scaled"] = attr.fig_scaled_manipulation(
+            model, images[index], attributes[index], target("fig3_scaled"),
+            targets[target_rows], scales,
+            names=[attr.target_names(model.num_classes, names)[t] for t in target_rows])
+        details.update(fig3_scaled_test_index=index, fig3_scaled_scales=scales)
+    return _write_index(out_dir, paths, details)
+
+
 def _write_index(out_dir: str, paths: Dict[str, str], details: Dict[str, object]):
     grids = {name: os.path.basename(figures.grid_path(path)) for name, path in paths.items()
              if os.path.exists(figures.grid_path(path))}
@@ -294,5 +437,6 @@ def _write_index(out_dir: str, paths: Dict[str, str], details: Dict[str, object]
     return paths
 
 
-__all__ = ["FIGURE_FILES", "load_run", "load_test_arrays", "one_per_class", "rank_zu_dims",
+__all__ = ["FIGURE_FILES", "load_run", "load_test_arrays", "load_test_attributes",
+           "visualize_attribute_run", "one_per_class", "rank_zu_dims",
            "spread", "visualize_run"]
