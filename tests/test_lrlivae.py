@@ -101,6 +101,33 @@ def test_hsic_term_enters_only_the_encoder_u_objective():
     assert float(with_hsic["encoder_u"]) > float(without["encoder_u"])
 
 
+def test_consistency_term_is_the_gm_posterior_of_samples_and_swaps_in_the_decoder_only():
+    model = tiny_lrlivae(consistency_weight=2.0)
+    model.compile()
+    images, labels = image_batch(8, groups=3)
+    model.train_step((tf.constant(images), tf.constant(labels)))  # moving statistics != init
+    x, y = tf.constant(images[:, -1]), tf.constant(labels[:, -1])
+    result = model.compute_losses(x, y, training=False)  # "mode": z'_s = μ_y, z'_u = 0
+    # By hand: decode the prior means (z_u = 0) and the swaps (ẑ_s of image i, μ_u of image
+    # i − 1), encode with Encoder^s, cross-entropy of q(c | ẑ_s) (Eq. 8) against y.
+    codes = model.encode(images[:, -1])
+    samples = model.decode(tf.gather(model.prior.means, y), np.zeros((8, 3), np.float32))
+    swaps = model.decode(codes["z_s"], np.roll(codes["z_u"], 1, axis=0))
+    z_s = model.encoder_s(tf.concat([samples, swaps], 0), training=False)["z_s"]
+    logits = model.prior.components().log_prob(z_s[:, None, :]).numpy()
+    log_q = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -np.mean(log_q[np.arange(16), np.concatenate([labels[:, -1]] * 2)])
+    assert float(result["logs"]["consistency"]) == pytest.approx(expected, rel=1e-4)
+    # It enters θ's objective only, with its weight.
+    model.consistency_weight = 0.0
+    without = model.compute_losses(x, y, training=False)["objectives"]
+    for name in ("encoder_s", "encoder_u", "discriminator", "latent_classifier"):
+        assert float(result["objectives"][name]) == pytest.approx(float(without[name]),
+                                                                  rel=1e-5)
+    assert float(result["objectives"]["decoder"]) == pytest.approx(
+        float(without["decoder"]) + 2.0 * expected, rel=1e-4)
+
+
 @pytest.mark.parametrize("all_groups", [False, True])
 def test_hsic_all_groups_pools_the_gm_columns_into_the_dependence_estimate(all_groups):
     # lr only on Encoder^u: changing the GM-stage columns of the grouped batch changes its

@@ -34,7 +34,7 @@ INPUT_SHAPE, NUM_CLASSES = (8, 8, 1), 3
 # if its constructor has that argument.
 VARIABLE_OPTIONS = dict(spectral_norm=True, gan_loss="hinge", adversary_standardize=True,
                         hsic_weight=1.0, hsic_all_groups=True, mmd_weight=1.0,
-                        adversary_steps=2)
+                        adversary_steps=2, consistency_weight=1.0)
 
 
 def _cases():

@@ -115,13 +115,17 @@ class LrLiVAE(LabelSplitModel):
         "mean" (the posterior mean μ_u). With a nearly collapsed q(z_u|x) the class signal in
         μ_u is far below the sampling noise, invisible to an adversary on samples yet readable
         by any probe of the frozen codes; "mean" removes it from μ_u itself.
+    consistency_weight: weight of an extra term in θ's (the decoder's) objective, not in the
+        paper: the GM posterior of Encoder^s must find class y in prior samples of class y and
+        in swaps (ẑ_s of an image of class y, z_u of another image): see
+        :meth:`_class_consistency`. 0 (default) leaves Algorithm 1 as published.
     """
 
     OBJECTIVES = ("gm", "gm_variance", "encoder_s", "encoder_u", "latent_classifier", "decoder",
                   "discriminator")
     LOG_KEYS = ("gm_loss", "gm_cls", "gm_lkd", "gm_accuracy", "rec", "kl", "lkd", "adv_encoder",
                 "adv_classifier", "adv_accuracy", "hsic", "mmd", "d_loss", "g_loss", "u_rec",
-                "u_kl", "u_lkd", "u_d_loss", "u_g_loss")
+                "u_kl", "u_lkd", "u_d_loss", "u_g_loss", "consistency")
 
     def __init__(self, input_shape, num_classes, zs_dim=16, zu_dim=16, width=32,
                  mlp_units=networks.DEFAULT_MLP_UNITS, latent_classifier_units=(256, 256), n_gm=3,
@@ -131,7 +135,8 @@ class LrLiVAE(LabelSplitModel):
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
                  adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
                  hsic_weight=0.0, hsic_linear_weight=0.0, hsic_all_groups=False, mmd_weight=0.0,
-                 train_sampling="sample", adversary_input="sample", seed=0, name="lrlivae",
+                 train_sampling="sample", adversary_input="sample", consistency_weight=0.0,
+                 seed=0, name="lrlivae",
                  **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         if loss_weighting not in LOSS_WEIGHTINGS:
@@ -168,6 +173,9 @@ class LrLiVAE(LabelSplitModel):
         self.mmd_weight = float(mmd_weight)
         self.train_sampling = train_sampling
         self.adversary_input = adversary_input
+        if float(consistency_weight) < 0:
+            raise ValueError(f"consistency_weight must be >= 0, got {consistency_weight}")
+        self.consistency_weight = float(consistency_weight)
         self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
                                       kl_weight=kl_weight)
         num_pixels = float(np.prod(self.example_shape))
@@ -320,9 +328,15 @@ class LrLiVAE(LabelSplitModel):
                         adv_accuracy=tf.reduce_mean(tf.cast(tf.equal(
                             tf.argmax(class_logits, -1, output_type=labels.dtype), labels),
                             tf.float32)))
-            if self.gan_weight > 0:
+            samples = None
+            if self.gan_weight > 0 or self.consistency_weight > 0:
                 z_s_prior, z_u_prior = self._sample_prior(labels, mode)
                 samples = self.decoder([z_s_prior, z_u_prior], training=training)
+            if self.consistency_weight > 0:
+                consistency = self._class_consistency(samples, z_s, z_u, labels, training)
+                objectives["decoder"] += self.consistency_weight * consistency
+                logs["consistency"] = consistency
+            if self.gan_weight > 0:
                 codes = tf.one_hot(labels, self.num_classes)
                 real_logits, fake_logits = self._discriminate(images, [reconstructions, samples],
                                                               codes, training)
@@ -338,6 +352,25 @@ class LrLiVAE(LabelSplitModel):
         if images is not None:
             result["adversary_codes"] = adversary_codes
         return result
+
+    def _class_consistency(self, samples, z_s, z_u, labels, training):
+        """Cross-entropy of the GM posterior q(c | Encoder^s(x̃)) (Eq. 8) against the class x̃
+        was made for, over two kinds of decoded images: prior samples x'_p of class y (Algorithm
+        1 line 21) and swaps Decoder(ẑ_s(x_a), z_u(x_b)) that pair each image's z_s with the
+        z_u of the next image in the batch (another class for most pairs), labelled with x_a's
+        class. Not in the paper (``consistency_weight``): it trains the decoder only (θ's
+        objective; the encoders and the prior are held fixed here) to take the class from z_s
+        whatever z_u carries, which is what generation (z_u ~ N(0, I)) and swaps need. Encoder^s
+        runs as :meth:`_dependence_codes` runs Encoder^u: batch statistics of these images,
+        moving statistics untouched."""
+        swapped = self.decoder([z_s, tf.roll(z_u, shift=1, axis=0)], training=training)
+        images = tf.concat([samples, swapped], 0)
+        encoder = self.encoder_s
+        codes, _ = encoder.stateless_call(encoder.trainable_variables,
+                                          encoder.non_trainable_variables, images,
+                                          training=training)
+        logits = L.gm_logits(codes["z_s"], self.prior.components(stop_gradient=True))
+        return L.adversarial_classifier_loss(logits, tf.concat([labels, labels], 0))
 
     def _dependence_codes(self, images, training):
         """μ_u of the GM-stage columns for the pooled HSIC estimate (``hsic_all_groups``).
@@ -711,5 +744,6 @@ class LrLiVAE(LabelSplitModel):
             hsic_linear_weight=self.hsic_linear_weight, hsic_all_groups=self.hsic_all_groups,
             mmd_weight=self.mmd_weight,
             train_sampling=self.train_sampling, adversary_input=self.adversary_input,
+            consistency_weight=self.consistency_weight,
             **self._weight_overrides)
         return config
