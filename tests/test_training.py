@@ -47,7 +47,21 @@ def test_every_flagfile_parses_to_a_valid_config(path):
 def test_expected_configs_exist():
     names = {os.path.basename(p) for p in CONFIGS}
     assert {"debug.cfg", "digits.cfg", "cifar10.cfg", "mnist.cfg", "fashion_mnist.cfg",
-            "toy2d.cfg", "swiss_roll.cfg", "celeba_glasses.cfg"} <= names
+            "toy2d.cfg", "swiss_roll.cfg", "celeba_glasses.cfg", "celeba_facial_hair.cfg",
+            "celeba_glasses_facial_hair.cfg", "csvae_digits.cfg", "vae_digits.cfg",
+            "condvae_digits.cfg", "condvae_info_digits.cfg"} <= names
+
+
+def test_paper_b_digits_configs_differ_only_in_the_model():
+    """Fair comparisons: same data, networks, epochs, batch size; CSVAE adds its w_dim."""
+    def settings(name):
+        with open(os.path.join(REPO, "configs", f"{name}_digits.cfg")) as f:
+            return [line.strip() for line in f
+                    if line.startswith("--") and not line.startswith(("--model=",
+                                                                      "--model_arg=w_dim"))]
+
+    assert settings("vae") == settings("condvae") == settings("condvae_info") == settings(
+        "csvae")
 
 
 def test_flag_helpers():
@@ -181,7 +195,7 @@ def test_semi_supervised_finetuning_phase(tmp_path):
 
 
 def test_single_attribute_data_trains_as_two_classes(tmp_path):
-    # swiss_roll's one binary attribute (x < 10) becomes classes {0, 1}: the model has 2
+    # swiss_roll's one binary attribute (outer half of the roll) becomes classes {0, 1}: the model has 2
     # classes and the reported accuracy is against the attribute column of the test split.
     import keras
     import numpy as np

@@ -197,7 +197,8 @@ def test_csvae_run_draws_paper_b_figures_with_their_layouts(csvae_run, tmp_path)
     assert index["attribute_names"] == ["0", "1", "2", "3"]
 
     # The tiles are the model's own outputs: the manipulation grid's first column is the test
-    # images, and W_3's grid tile (r, c) decodes grid point r * num + c.
+    # images, and W_3's grid tile (r, c) decodes the grid point at column c (w_1 ascending) and
+    # row r from the top (w_2 descending), where the scatter beside it draws that point.
     from keras_lsvae.viz.run import load_test_attributes
 
     model = keras.models.load_model(str(csvae_run / "model.keras"), compile=False)
@@ -211,10 +212,12 @@ def test_csvae_run_draws_paper_b_figures_with_their_layouts(csvae_run, tmp_path)
     subject = images[index["w_grid_test_indices"][1]]
     points = np.asarray(model.w_grid(3, num=num_steps))
     decoded = np.asarray(model.manipulate_grid(subject[None], 3, points))[0]
-    for r, c in ((0, 0), (1, 2), (2, 1)):
+    xs, ys = np.unique(points[:, 0]), np.unique(points[:, 1])
+    assert len(xs) == len(ys) == num_steps
+    for r, c in ((0, 0), (1, 2), (2, 1), (0, 2)):
+        k = np.flatnonzero((points[:, 0] == xs[c]) & (points[:, 1] == ys[num_steps - 1 - r]))
         np.testing.assert_allclose(_tile(grid_path(paths["fig3_w_grid_3"]), r, c),
-                                   np.clip(decoded[r * num_steps + c, ..., 0], 0, 1),
-                                   atol=1.5 / 255)
+                                   np.clip(decoded[k[0], ..., 0], 0, 1), atol=1.5 / 255)
 
 
 def test_condvae_run_draws_scaled_manipulations(tmp_path_factory):

@@ -175,3 +175,61 @@ def test_fig7_inpainting_passes_corrupted_images_and_masks(tmp_path):
     assert mask.shape == (2, SIZE, SIZE, 1)
     assert np.all(corrupted[:, :, SIZE // 2 :] == 0.0)  # the model never sees missing pixels
     np.testing.assert_array_equal(corrupted[:, :, : SIZE // 2], images[:, :, : SIZE // 2])
+
+
+# --------------------------------------------------------------------------- paper B helpers
+
+
+def test_grid_layout_places_tiles_where_the_scatter_draws_their_points():
+    from keras_lsvae.viz.attributes import grid_layout
+
+    ticks = np.array([-1.0, 0.0, 2.0])
+    # "ij" order (first coordinate slowest), as CSVAE.w_grid returns.
+    points = np.stack(np.meshgrid(ticks, ticks, indexing="ij"), -1).reshape(-1, 2)
+    layout = grid_layout(points)
+    # Top-left tile: smallest w1, largest w2; bottom-right: largest w1, smallest w2.
+    np.testing.assert_array_equal(points[layout[0, 0]], [-1.0, 2.0])
+    np.testing.assert_array_equal(points[layout[2, 2]], [2.0, -1.0])
+    assert sorted(layout.ravel().tolist()) == list(range(9))
+    for r in range(3):
+        for c in range(3):
+            np.testing.assert_array_equal(points[layout[r, c]], [ticks[c], ticks[2 - r]])
+    # Points that are not an axis-aligned grid keep their order.
+    rotated = points @ np.array([[0.8, 0.6], [-0.6, 0.8]])
+    np.testing.assert_array_equal(grid_layout(rotated), np.arange(9).reshape(3, 3))
+
+
+def test_attribute_targets_and_example_picks():
+    from keras_lsvae.viz import attributes as attr
+
+    np.testing.assert_array_equal(attr.attribute_targets(1), [[0.0], [1.0]])
+    np.testing.assert_array_equal(attr.attribute_targets(3), np.eye(3))
+    assert attr.target_names(1, ["glasses"]) == ["glasses off", "glasses on"]
+    one_hot = np.eye(3, dtype=np.float32)[[2, 2, 0, 1, 0]]
+    # One example of each class first (in class order), then the next unused ones.
+    assert attr.pick_examples(one_hot, 3).tolist() == [0, 2, 3]
+    assert attr.pick_examples(one_hot, 4).tolist() == [0, 1, 2, 3]
+
+
+class _CSVAEShaped:
+    def manipulate(self, images, target_attributes, w=None):
+        return 10.0 * np.asarray(target_attributes)
+
+
+class _CondShaped:
+    def manipulate(self, images, attributes, target_attributes, scale=1.0):
+        return np.asarray(attributes) + 100.0 * scale * np.asarray(target_attributes)
+
+
+def test_manipulate_dispatches_on_the_model_signature():
+    from keras_lsvae.viz import attributes as attr
+
+    targets = np.eye(2, dtype=np.float32)
+    source = targets[::-1]
+    # CSVAE: (images, target_attributes); the others: (images, attributes, target_attributes).
+    np.testing.assert_array_equal(attr.manipulate(_CSVAEShaped(), None, source, targets),
+                                  10.0 * targets)
+    np.testing.assert_array_equal(attr.manipulate(_CondShaped(), None, source, targets,
+                                                  scale=2.0), source + 200.0 * targets)
+    assert attr.accepts(_CondShaped().manipulate, "scale")
+    assert not attr.accepts(_CSVAEShaped().manipulate, "scale")

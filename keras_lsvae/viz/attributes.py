@@ -190,12 +190,31 @@ def w_subspace(codes, attribute, w_dim):
     return np.asarray(codes)[:, attribute * w_dim:(attribute + 1) * w_dim]
 
 
+def grid_layout(points) -> np.ndarray:
+    """(num, num) indices into ``points`` (num² points of a 2-D grid): tile (r, c) shows the
+    point with the c-th smallest first coordinate and the r-th largest second one, so the tiles
+    sit where their points are in a scatter plot. Points that are not an axis-aligned grid:
+    their own order, ``num`` per row."""
+    points = np.asarray(points)
+    num = int(round(np.sqrt(len(points))))
+    xs, ys = np.unique(points[:, 0]), np.unique(points[:, 1])
+    layout = np.arange(num * num).reshape(num, num)
+    if len(xs) != num or len(ys) != num:
+        return layout
+    for k, (x, y) in enumerate(points[:, :2]):
+        layout[num - 1 - np.searchsorted(ys, y), np.searchsorted(xs, x)] = k
+    if len(np.unique(layout)) != num * num:  # repeated points: not a grid
+        return np.arange(num * num).reshape(num, num)
+    return layout
+
+
 def fig_w_grid(model, image, attribute, points, test_w, test_labels, path, name=None):
     """CSVAE Fig. 3/4 analogue for one attribute i: the image decoded with W_i at each grid
-    point (``manipulate_grid``; tiles laid out like the grid: tile (r, c) is point
-    r·num + c, ``w_grid``'s order), and beside it the sampling grid: the points over a scatter
-    of the test set's posterior means of W_i coloured by y_i. The bare tile grid is written to
-    ``<stem>_grid.png``."""
+    point (``manipulate_grid``), and beside it the sampling grid: the points over a scatter of
+    the test set's posterior means of W_i coloured by y_i. The bare tile grid is written to
+    ``<stem>_grid.png``; its layout follows the scatter (`grid_layout`): columns = w_i,1
+    ascending, rows top to bottom = w_i,2 descending (points off an axis-aligned grid, e.g.
+    principal directions, keep their order, num per row)."""
     import matplotlib.pyplot as plt
 
     from keras_lsvae.viz.figures import grid_path
@@ -208,7 +227,7 @@ def fig_w_grid(model, image, attribute, points, test_w, test_labels, path, name=
     image = np.asarray(image, np.float32)[None]  # one (H, W, C) image
     decoded = to_numpy(model.manipulate_grid(image, attribute, points)).reshape(
         len(points), *image.shape[1:])
-    tiles = decoded.reshape(num, num, *decoded.shape[1:])
+    tiles = decoded[grid_layout(points)]
     grid = _tile_grid(tiles)
     save_array_png(grid_path(path), grid)
     label = name or f"attribute {attribute}"
