@@ -1,4 +1,6 @@
-"""Draw paper A's (Lr-LiVAE) figures for a finished training run.
+"""Draw a finished training run's figures: paper A's (Lr-LiVAE) for class models, paper B's
+(CSVAE and its baselines VAE, CondVAE, CondVAE-info: Fig. 2 latents, Fig. 3/4 manipulation with
+the W_i sampling grid, Fig. 5 style products, p in [0, 3] grids) for attribute models.
 
     python scripts/visualize.py --workdir=runs/digits [--out_dir=runs/digits/figures] [--seed=0]
 
@@ -14,8 +16,9 @@ flags.DEFINE_string("workdir", None, "Run directory written by scripts/train.py 
 flags.DEFINE_string("out_dir", None, "Where to write the figures; default <workdir>/figures.")
 flags.DEFINE_integer("seed", 0, "Seed of every random choice (samples, latents, test images).")
 flags.DEFINE_integer("num_steps", 8, "Columns of Fig. 3/4, traversal values of Fig. 5, images "
-                     "of Fig. 7.")
-flags.DEFINE_integer("max_classes", 10, "At most this many classes in Fig. 3 and Fig. 6.")
+                     "of Fig. 7; paper B: samples per target, W_i grid side, values of p.")
+flags.DEFINE_integer("max_classes", 10, "At most this many classes in Fig. 3 and Fig. 6 "
+                     "(paper B: attributes with a W_i grid, rows of the p grid).")
 FLAGS = flags.FLAGS
 
 
