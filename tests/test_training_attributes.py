@@ -164,3 +164,30 @@ def test_bad_attribute_runs_fail_before_anything_is_written(tmp_path, argv, mess
     with pytest.raises(ValueError, match=message):
         _run(argv, workdir)
     assert not workdir.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model=vae", "--model_arg=zs_dim=3"], "--model_arg: unknown \\['zs_dim'\\] for model 'vae'"),
+    (["--model=condvae", "--model_arg=z_dim=abc"], "z_dim must be an integer"),
+    (["--model=csvae", "--model_arg=w_dim=2.5"], "w_dim must be an integer"),
+])
+def test_paper_b_model_args_are_checked_through_their_base_constructors(tmp_path, argv, message):
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        _run(argv, workdir)
+    assert not workdir.exists()
+
+
+def test_train_script_reports_bad_attribute_input_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    workdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, os.path.join(repo, "scripts", "train.py"), "--model=csvae",
+         "--dataset=swiss_roll", "--classes=0-1", f"--workdir={workdir}"],
+        capture_output=True, text=True, timeout=300, cwd=repo)
+    assert result.returncode == 2
+    assert "error: --classes: --dataset=swiss_roll has attribute labels" in result.stderr
+    assert "Traceback" not in result.stderr and not workdir.exists()
