@@ -85,6 +85,18 @@ def test_statistics_are_fitted_on_the_train_split_before_saving(digits_run):
     assert np.abs(saved_means).sum() > 0
 
 
+def test_test_losses_are_the_saved_models_on_the_whole_one_hot_test_split(digits_run):
+    # --classes filters the test split (unknown cardinality): every batch counts once.
+    workdir, metrics = digits_run
+    model = keras.models.load_model(str(workdir / "model.keras"))
+    images, labels = data.load_arrays("digits", "test", image_size=SIZE, classes=(0, 1, 2))
+    model.compile()
+    result = model.evaluate(images, np.eye(3, dtype=np.float32)[labels], batch_size=8,
+                            verbose=0, return_dict=True)
+    assert result["rec"] == pytest.approx(metrics["test_rec"], rel=1e-4)
+    assert result["kl"] == pytest.approx(metrics["test_kl"], rel=1e-4)
+
+
 def test_predicting_models_report_attribute_accuracy(tmp_path, monkeypatch):
     from tests.attribute_stubs import StubCSVAE
 

@@ -227,7 +227,18 @@ def _datasets(config, model, meta, replicas):
         train, test = train.map(convert), test.map(convert)
     elif single_attribute_as_class(meta):
         train, test = train.map(_labels_to_classes), test.map(_labels_to_classes)
-    return train, test
+    return train, _with_cardinality(test)
+
+
+def _with_cardinality(dataset):
+    """``dataset`` with its number of batches known. Keras runs one extra, empty step over a
+    dataset of unknown cardinality (a ``filter``: --classes, CelebA subsets) and averages it
+    into every tracked loss: test numbers came out n/(n+1) too small (measured 0.1965 instead
+    of 0.2105 over 14 batches). One pass counts the batches (the pipeline's cache keeps it)."""
+    if int(dataset.cardinality()) != int(tf.data.UNKNOWN_CARDINALITY):
+        return dataset
+    count = int(dataset.reduce(np.int64(0), lambda n, _: n + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _to_attributes(config, meta):
