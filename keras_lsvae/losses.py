@@ -159,14 +159,16 @@ def generator_loss(fake_logits_list, kind="nonsaturating"):
 GAN_LOSSES = ("nonsaturating", "hinge")
 
 
-def hsic(features, labels_one_hot, bandwidth=None, linear_weight=0.0):
+def hsic(features, labels_one_hot, bandwidth=None, linear_weight=0.0, bandwidth_scales=(1.0,)):
     """Biased HSIC estimate (Gretton et al. 2005) between ``features`` (B, D) and labels (B, C).
 
     HSIC = tr(K H L H) / (B − 1)², with a Gaussian kernel K on the features (bandwidth: the
     median pairwise distance unless given, gradients stopped through it) plus, if
     ``linear_weight`` > 0, that weight times the linear kernel X Xᵀ / D (whose HSIC is the
     squared cross-covariance of features and labels: the dependence a linear probe reads), and
-    the linear kernel L = Y Yᵀ on one-hot labels; H = I − 11ᵀ/B centres them. Zero iff (in the
+    the linear kernel L = Y Yᵀ on one-hot labels; H = I − 11ᵀ/B centres them.
+    ``bandwidth_scales`` (s_1, ..., s_n) replaces the Gaussian kernel by the mean of n Gaussian
+    kernels with squared bandwidths s_i times the median's (default: the median's alone). Zero iff (in the
     population limit) features and labels are independent, so it measures the non-linear label
     dependence that a k-NN or MLP probe finds, without an adversary to train. Not in either
     paper: an optional extra term for Lr-LiVAE's z_u (``hsic_weight``).
@@ -184,7 +186,11 @@ def hsic(features, labels_one_hot, bandwidth=None, linear_weight=0.0):
         scale = tf.maximum(median, 1e-6)
     else:
         scale = tf.cast(2.0 * bandwidth**2, features.dtype)
-    kernel = tf.exp(-sq_dists / scale)
+    # Several bandwidths (the median one times each of ``bandwidth_scales``, kernels averaged)
+    # see dependence at several distances: a wide kernel the global structure a linear probe
+    # reads, narrow ones the local structure a k-NN probe reads.
+    kernel = tf.add_n([tf.exp(-sq_dists / (scale * float(s))) for s in bandwidth_scales]) / float(
+        len(bandwidth_scales))
     if linear_weight:
         dims = tf.cast(tf.shape(features)[-1], features.dtype)
         kernel += linear_weight * tf.matmul(features, features, transpose_b=True) / dims

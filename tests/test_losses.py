@@ -246,6 +246,20 @@ def test_hsic_matches_its_formula_and_detects_dependence():
     assert float(L.hsic(encoded, y)) > 5 * float(L.hsic(x, y))
 
 
+def test_hsic_bandwidth_scales_average_kernels_and_see_local_dependence():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=(120, 1)).astype("float32")
+    # The label is the parity of a fine bin of x: dependence at short distances only.
+    y = np.eye(2, dtype="float32")[(np.floor(x[:, 0] * 12) % 2).astype(int)]
+    wide, narrow = (float(L.hsic(x, y, bandwidth_scales=(s,))) for s in (1.0, 0.005))
+    # HSIC is linear in the feature kernel: the multi-scale kernel's HSIC is the mean.
+    both = float(L.hsic(x, y, bandwidth_scales=(1.0, 0.005)))
+    assert both == pytest.approx((wide + narrow) / 2, rel=1e-5)
+    assert float(L.hsic(x, y, bandwidth=0.3, bandwidth_scales=(1.0,))) == pytest.approx(
+        float(L.hsic(x, y, bandwidth=0.3)), rel=1e-6)
+    assert narrow > 3 * wide  # measured: 4x
+
+
 def test_mmd_to_standard_normal_matches_its_formula_and_sees_a_shifted_mean():
     rng = np.random.default_rng(6)
     prior = rng.normal(size=(50, 3)).astype("float32")

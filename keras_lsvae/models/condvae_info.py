@@ -56,7 +56,8 @@ class CondVAEInfo(IndependenceOptions, ConditionalManipulation, GaussianVAEBase)
 
     adversary_units: hidden layers of r_ψ. info_weight: weight of Eq. 3's −L in φ's objective.
     info_loss: "cross_entropy" (Eq. 3) or "entropy". adversary_weight: weight of ψ's L.
-    hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps, adversary_lr_multiplier:
+    hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps, adversary_lr_multiplier,
+    hsic_bandwidth_scales:
     :class:`keras_lsvae.models.independence.IndependenceOptions`.
 
     Public methods: as :class:`CondVAE`, with ``encode(images)`` not needing attributes."""
@@ -70,12 +71,12 @@ class CondVAEInfo(IndependenceOptions, ConditionalManipulation, GaussianVAEBase)
     def __init__(self, input_shape, num_classes, adversary_units=(64, 64), info_weight=1.0,
                  info_loss="cross_entropy", adversary_weight=1.0, hsic_weight=0.0,
                  hsic_linear_weight=0.0, mmd_weight=0.0, adversary_steps=1,
-                 adversary_lr_multiplier=1.0, name="condvae_info", **kwargs):
+                 adversary_lr_multiplier=1.0, hsic_bandwidth_scales=(1.0,), name="condvae_info", **kwargs):
         super().__init__(input_shape, num_classes, name=name, **kwargs)
         if info_loss not in INFO_LOSSES:
             raise ValueError(f"info_loss must be one of {INFO_LOSSES}, got {info_loss!r}")
         self.init_independence(hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps,
-                               adversary_lr_multiplier)
+                               adversary_lr_multiplier, hsic_bandwidth_scales)
         self.adversary_units = tuple(int(u) for u in adversary_units)
         self.info_weight, self.info_loss = float(info_weight), info_loss
         self.adversary_weight = float(adversary_weight)

@@ -109,7 +109,8 @@ class CSVAE(IndependenceOptions, AttributeModel):
     kl_w_weight: the weights inside M1. adversary_weight: weight of N.
     mu1, sigma1, mu2, sigma2, w_prior_scale: the prior p(w|y) (§4.2,
     :class:`keras_lsvae.distributions.SubspacePrior`).
-    hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps, adversary_lr_multiplier:
+    hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps, adversary_lr_multiplier,
+    hsic_bandwidth_scales:
     optional independence terms on z (:mod:`keras_lsvae.models.independence`).
 
     Public methods: ``encode(images, attributes=None, mode="mode", batch_size=256)``,
@@ -132,10 +133,11 @@ class CSVAE(IndependenceOptions, AttributeModel):
                  kl_z_weight=0.2, kl_w_weight=1.0, adversary_weight=1.0, mu1=0.0, sigma1=0.1,
                  mu2=3.0, sigma2=1.0, w_prior_scale="std", hsic_weight=0.0,
                  hsic_linear_weight=0.0, mmd_weight=0.0, adversary_steps=1,
-                 adversary_lr_multiplier=1.0, seed=0, name="csvae", **kwargs):
+                 adversary_lr_multiplier=1.0, hsic_bandwidth_scales=(1.0,), seed=0, name="csvae",
+                 **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         self.init_independence(hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps,
-                               adversary_lr_multiplier)
+                               adversary_lr_multiplier, hsic_bandwidth_scales)
         self.z_dim = int(self.check_positive("z_dim", z_dim))
         self.w_dim = int(self.check_positive("w_dim", w_dim))
         self.width = int(width)

@@ -26,11 +26,25 @@ from keras_lsvae import losses as L
 STANDARDIZE_EPSILON = 1e-6
 
 
-def hsic_term(means, labels, linear_weight=0.0):
+def hsic_term(means, labels, linear_weight=0.0, bandwidth_scales=(1.0,)):
     """HSIC(standardise(means), labels): ``labels`` (B, K) one-hot or multi-hot, float."""
     standardized = (means - tf.reduce_mean(means, 0)) / (
         tf.math.reduce_std(means, 0) + STANDARDIZE_EPSILON)
-    return L.hsic(standardized, labels, linear_weight=linear_weight)
+    return L.hsic(standardized, labels, linear_weight=linear_weight,
+                  bandwidth_scales=bandwidth_scales)
+
+
+def check_bandwidth_scales(scales):
+    """``scales`` as a tuple of positive floats, or a ValueError naming the argument."""
+    try:
+        values = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise ValueError(f"hsic_bandwidth_scales must be a sequence of positive numbers, got "
+                         f"{scales!r}") from None
+    if not values or any(not (v > 0) for v in values):
+        raise ValueError(f"hsic_bandwidth_scales must be a non-empty sequence of positive "
+                         f"numbers, got {scales!r}")
+    return values
 
 
 def mmd_term(codes, seed_generator, seed, training):
@@ -55,14 +69,16 @@ class IndependenceOptions:
     whose adversary objective is called ``adversary_objective``.
 
     ``hsic_weight``, ``hsic_linear_weight``, ``mmd_weight``: the terms' weights in the
-    encoder's objective (0 = off). ``adversary_steps`` (>= 1): adversary updates per step.
+    encoder's objective (0 = off). ``hsic_bandwidth_scales``: HSIC's Gaussian kernel as the
+    mean of kernels at these multiples of the median squared distance (``losses.hsic``). ``adversary_steps`` (>= 1): adversary updates per step.
     ``adversary_lr_multiplier``: the adversary's learning rate relative to the base rate
     (applied in ``compile``)."""
 
     adversary_objective = "adversary"
 
     def init_independence(self, hsic_weight=0.0, hsic_linear_weight=0.0, mmd_weight=0.0,
-                          adversary_steps=1, adversary_lr_multiplier=1.0):
+                          adversary_steps=1, adversary_lr_multiplier=1.0,
+                          hsic_bandwidth_scales=(1.0,)):
         if int(adversary_steps) < 1 or int(adversary_steps) != adversary_steps:
             raise ValueError(f"adversary_steps must be >= 1, got {adversary_steps}")
         for name, value in (("hsic_weight", hsic_weight), ("mmd_weight", mmd_weight),
@@ -72,12 +88,14 @@ class IndependenceOptions:
         self.check_positive("adversary_lr_multiplier", adversary_lr_multiplier, integer=False)
         self.hsic_weight = float(hsic_weight)
         self.hsic_linear_weight = float(hsic_linear_weight)
+        self.hsic_bandwidth_scales = check_bandwidth_scales(hsic_bandwidth_scales)
         self.mmd_weight = float(mmd_weight)
         self.adversary_steps = int(adversary_steps)
         self.adversary_lr_multiplier = float(adversary_lr_multiplier)
 
     def independence_config(self):
         return dict(hsic_weight=self.hsic_weight, hsic_linear_weight=self.hsic_linear_weight,
+                    hsic_bandwidth_scales=list(self.hsic_bandwidth_scales),
                     mmd_weight=self.mmd_weight, adversary_steps=self.adversary_steps,
                     adversary_lr_multiplier=self.adversary_lr_multiplier)
 
@@ -86,7 +104,7 @@ class IndependenceOptions:
         penalty, logs = 0.0, {}
         if self.hsic_weight > 0:
             logs["hsic"] = hsic_term(means, tf.cast(labels, means.dtype),
-                                     self.hsic_linear_weight)
+                                     self.hsic_linear_weight, self.hsic_bandwidth_scales)
             penalty += self.hsic_weight * logs["hsic"]
         if self.mmd_weight > 0:
             logs["mmd"] = mmd_term(codes, self.sample_seed_generator, self.seed, training)

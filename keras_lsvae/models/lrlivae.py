@@ -99,6 +99,9 @@ class LrLiVAE(LabelSplitModel):
         the batch-standardised posterior means μ_u and the labels
         (:func:`keras_lsvae.losses.hsic`); 0 (default) leaves Algorithm 1 as published.
     hsic_linear_weight: weight of the linear kernel added to HSIC's Gaussian kernel.
+    hsic_bandwidth_scales: HSIC's Gaussian kernel as the mean of kernels whose squared
+        bandwidths are these multiples of the median squared distance (default: the median's
+        alone); small ones see the local class structure a k-NN probe reads.
     mmd_weight: weight of an extra term in φ's objective, not in the paper: the MMD between
         the batch's posterior samples z_u and draws from N(0, I)
         (:func:`keras_lsvae.losses.mmd_to_standard_normal`), so that q(z_u) covers the prior
@@ -135,6 +138,7 @@ class LrLiVAE(LabelSplitModel):
                  init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
                  adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
                  hsic_weight=0.0, hsic_linear_weight=0.0, hsic_all_groups=False, mmd_weight=0.0,
+                 hsic_bandwidth_scales=(1.0,),
                  train_sampling="sample", adversary_input="sample", consistency_weight=0.0,
                  seed=0, name="lrlivae",
                  **kwargs):
@@ -169,6 +173,7 @@ class LrLiVAE(LabelSplitModel):
         self.adversary_standardize = bool(adversary_standardize)
         self.hsic_weight = float(hsic_weight)
         self.hsic_linear_weight = float(hsic_linear_weight)
+        self.hsic_bandwidth_scales = independence.check_bandwidth_scales(hsic_bandwidth_scales)
         self.hsic_all_groups = bool(hsic_all_groups)
         self.mmd_weight = float(mmd_weight)
         self.train_sampling = train_sampling
@@ -312,7 +317,7 @@ class LrLiVAE(LabelSplitModel):
             if self.hsic_weight > 0:
                 dependence = independence.hsic_term(
                     dependence_means, tf.one_hot(dependence_labels, self.num_classes),
-                    self.hsic_linear_weight)
+                    self.hsic_linear_weight, self.hsic_bandwidth_scales)
                 objectives["encoder_u"] += self.hsic_weight * dependence
                 logs["hsic"] = dependence
             if self.mmd_weight > 0:
@@ -742,6 +747,7 @@ class LrLiVAE(LabelSplitModel):
             adversary_steps=self.adversary_steps,
             adversary_standardize=self.adversary_standardize, hsic_weight=self.hsic_weight,
             hsic_linear_weight=self.hsic_linear_weight, hsic_all_groups=self.hsic_all_groups,
+            hsic_bandwidth_scales=list(self.hsic_bandwidth_scales),
             mmd_weight=self.mmd_weight,
             train_sampling=self.train_sampling, adversary_input=self.adversary_input,
             consistency_weight=self.consistency_weight,
