@@ -53,3 +53,12 @@ def test_readme_python_example_runs():
     namespace = {}
     exec(block.replace("epochs=10", "epochs=1"), namespace)  # noqa: S102 - the README's code
     assert namespace["model"].num_classes == 10 and namespace["x"].shape[1:] == (16, 16, 1)
+
+
+def test_readme_csvae_example_runs():
+    block = re.search(r"### Paper B in Python \(CSVAE\)\n\n```python\n(.*?)```", README,
+                      re.S).group(1)
+    assert "csvae.fit(x, attributes, batch_size=64, epochs=10)" in block
+    namespace = {}
+    exec(block.replace("epochs=10", "epochs=1"), namespace)  # noqa: S102 - the README's code
+    assert namespace["csvae"].num_attributes == 10 and namespace["grid"].shape == (25, 2)
