@@ -162,3 +162,12 @@ def test_csvae_suite_is_registered_and_requires_its_data(tmp_path):
     assert "csvae" in BENCHMARKS.names()
     with pytest.raises(FileNotFoundError, match="--data="):
         BENCHMARKS.get("csvae")(str(tmp_path), data_path=str(tmp_path / "missing.npz"))
+
+
+def test_blur_spreads_an_impulse_within_each_image_and_keeps_its_mass():
+    images = np.zeros((2, 9, 9, 1), np.float32)
+    images[0, 4, 4, 0] = 1.0
+    blurred = bench_b.blur(images, 1.0)
+    assert blurred[0].sum() == pytest.approx(1.0, rel=1e-3)
+    assert blurred[0, 4, 4, 0] < 0.2 and blurred[0, 4, 5, 0] > 0.05
+    np.testing.assert_array_equal(blurred[1], 0.0)  # no mixing across the batch axis
