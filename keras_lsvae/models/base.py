@@ -239,6 +239,18 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def metrics(self):
         return list(self._trackers.values())
 
+    def apply_updates(self, tape, objectives):
+        """Each optimizer steps on its own objective and variables only (Lr-LiVAE Algorithm 1
+        lines 25–29; paper B's objectives likewise)."""
+        for name in self.OBJECTIVES:
+            if name in objectives:
+                self.apply_objective(tape, name, objectives[name])
+
+    def _normal(self, shape, seed):
+        """N(0, I) noise from the model's seeded ``sample_seed_generator``, or from ``seed``."""
+        return keras.random.normal(shape, seed=self.sample_seed_generator if seed is None
+                                   else int(seed))
+
     # ------------------------------------------------------------------------------ helpers
     @classmethod
     def batched(cls, fn, *arrays, batch_size=256):
@@ -352,9 +364,7 @@ class AttributeModel(LabelSplitModel):
         images, attributes = self._unpack(data)
         with tf.GradientTape(persistent=True) as tape:
             result = self.compute_losses(images, attributes, training=True)
-        for name in self.OBJECTIVES:
-            if name in result["objectives"]:
-                self.apply_objective(tape, name, result["objectives"][name])
+        self.apply_updates(tape, result["objectives"])
         del tape
         self.after_step(result, attributes)
         return self.track(result["logs"])
@@ -393,10 +403,6 @@ class AttributeModel(LabelSplitModel):
         return self(data, training=False)
 
     # ------------------------------------------------------------------------------ helpers
-    def _normal(self, shape, seed):
-        """N(0, I) noise from the model's seeded generator, or from ``seed`` if given."""
-        return keras.random.normal(shape, seed=self.sample_seed_generator if seed is None
-                                   else int(seed))
 
     def _check_pair(self, images, attributes, name="attributes"):
         images = self.check_images(images)

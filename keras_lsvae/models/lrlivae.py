@@ -494,12 +494,6 @@ class LrLiVAE(LabelSplitModel):
                                            codes, labels, L.adversarial_classifier_loss,
                                            self.adversary_steps)
 
-    def apply_updates(self, tape, objectives):
-        """Lines 25–29: each optimizer steps on its own objective and variables only."""
-        for name in self.OBJECTIVES:
-            if name in objectives:
-                self.apply_objective(tape, name, objectives[name])
-
     def test_step(self, data):
         images, unlabeled = self._last_stage(data)
         logs = {}
@@ -561,10 +555,6 @@ class LrLiVAE(LabelSplitModel):
             return tf.nn.softmax(L.gm_logits(z_s, components), axis=-1)
 
         return self.batched(posterior, images, batch_size=batch_size)
-
-    def _normal(self, shape, seed):
-        return keras.random.normal(shape, seed=self.sample_seed_generator if seed is None
-                                   else int(seed))
 
     def sample_latents(self, labels, seed=None):
         """z_s ~ N(μ_c, σ²_c) and z_u ~ N(0, I) for each requested class (§4.2)."""
