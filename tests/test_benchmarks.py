@@ -102,6 +102,26 @@ def test_digits_benchmark_trains_exactly_the_main_config():
     assert bench.digits_config("/tmp/unused", epochs=2).epochs == 2
 
 
+def test_semi_supervised_fine_tunes_on_the_configs_own_data(tmp_path, monkeypatch):
+    """§3.6 on MNIST must fine-tune on unlabeled MNIST images of the unseen classes (it once
+    hard-coded the digits data set), after a first run on the seen classes only."""
+    trained = []
+    monkeypatch.setattr(bench, "train", trained.append)
+    model = tiny_lrlivae()
+    monkeypatch.setattr(bench, "_load_model", lambda workdir: model)
+    images, labels = image_batch(12, seed=3)
+    classifier = metrics.train_eval_classifier(images, labels, epochs=1, num_classes=3)
+    config = bench.digits_config(str(tmp_path), epochs=3, dataset="npz:/data/mnist_dev.npz")
+    report = bench._semi_supervised(str(tmp_path), config, classifier, images, labels, 0,
+                                    seen=(0,), unseen=(1, 2), name="semi")
+    first, second = trained
+    assert first.classes == (0,) and first.unlabeled_dataset is None
+    assert second.unlabeled_dataset == "npz:/data/mnist_dev.npz"
+    assert second.unlabeled_classes == (1, 2) and second.finetune_epochs == 1
+    assert first.workdir == second.workdir == str(tmp_path / "semi") and not second.restart
+    assert report["num_unseen_test"] == int(np.isin(labels, (1, 2)).sum())
+
+
 def test_run_suite_names_options_a_suite_does_not_take(tmp_path):
     from keras_lsvae.benchmarks import run_suite
 
