@@ -69,6 +69,8 @@ def _dataset(model):
     if _is_attribute_model(model):
         # Conditional models reconstruct from (images, attributes): predict on both.
         return tf.data.Dataset.from_tensors((images, labels)), (images, labels)
+    if getattr(model, "needs_labels", False):  # q(z|x, c) (paper A's cVAE): predict on both
+        return tf.data.Dataset.from_tensors((images, labels)), (images, labels)
     return tf.data.Dataset.from_tensors((images, labels)), (images if images.ndim == 4
                                                            else images[:, -1])
 
@@ -164,16 +166,19 @@ def test_inference_api_shapes(name):
     if images.ndim == 5:
         images, labels = images[:, -1], labels[:, -1]
     n = images.shape[0]
-    label_args = (labels,) if _is_attribute_model(model) else ()
-    try:
-        codes = model.encode(images, *label_args)
-    except TypeError:
-        codes = model.encode(images)
-    assert isinstance(codes, dict) and codes
-    for key, value in codes.items():
-        assert value.shape[0] == n and value.shape.rank == 2, key
-    recon_args = label_args if getattr(model, "needs_attributes", False) else ()
-    assert tuple(model.reconstruct(images, *recon_args).shape) == images.shape
+    needs_labels = _is_attribute_model(model) or getattr(model, "needs_labels", False)
+    label_args = (labels,) if needs_labels else ()
+    if hasattr(model, "encode"):  # not the cGAN
+        try:
+            codes = model.encode(images, *label_args)
+        except TypeError:
+            codes = model.encode(images)
+        assert isinstance(codes, dict) and codes
+        for key, value in codes.items():
+            assert value.shape[0] == n and value.shape.rank == 2, key
+        recon_args = label_args if (getattr(model, "needs_attributes", False)
+                                    or getattr(model, "needs_labels", False)) else ()
+        assert tuple(model.reconstruct(images, *recon_args).shape) == images.shape
     if hasattr(model, "generate"):
         assert tuple(model.generate(labels, seed=1).shape) == images.shape
         np.testing.assert_array_equal(model.generate(labels, seed=1),

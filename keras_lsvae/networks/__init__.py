@@ -173,3 +173,19 @@ def build_latent_classifier(latent_dim, num_classes, *, hidden=(256, 256),
     """
     return build_classifier(latent_dim, num_classes, hidden=hidden,
                             normalize_inputs=normalize_inputs, input_name="z_u", name=name)
+
+
+def build_feature_critic(input_shape, num_outputs, *, width=32, mlp_units=DEFAULT_MLP_UNITS,
+                         spectral_norm=False, name="critic") -> keras.Model:
+    """x -> {"logits": (B, num_outputs), "features": (B, F)}: the trunk of
+    :func:`build_discriminator` (same blocks, no batch norm) with a linear head, also returning
+    the trunk's features (the last hidden layer, before the head).
+
+    For the networks whose intermediate features enter a loss: cVAE-GAN's discriminator D
+    (``num_outputs=1``, real/fake, unconditional) and classifier C (``num_outputs=K``), whose
+    f_D(x) and f_C(x) the generator's feature-matching terms compare (Bao et al. 2017)."""
+    images = keras.Input(shape=tuple(input_shape), name="images")
+    features = _trunk(images, input_shape, width, mlp_units, False, spectral_norm, name)
+    logits = L.maybe_spectral_norm(keras.layers.Dense(int(num_outputs), name=f"{name}_out"),
+                                   spectral_norm)(features)
+    return keras.Model(images, {"logits": logits, "features": features}, name=name)
