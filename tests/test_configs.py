@@ -130,3 +130,40 @@ def test_mnist_dev_config_has_exactly_the_mnist_settings():
     """The benchmark measures configs/mnist_dev.cfg; users train configs/mnist.cfg."""
     assert _settings(os.path.join(REPO, "configs", "mnist_dev.cfg")) == _settings(
         os.path.join(REPO, "configs", "mnist.cfg"))
+
+
+def _flag_values(path):
+    values = {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("--"):
+                key, _, value = line.strip()[2:].partition("=")
+                if key == "model_arg":
+                    key, _, value = value.partition("=")
+                values[key] = value
+    return values
+
+
+@pytest.mark.parametrize("model", ["cvae", "cvaegan", "cgan"])
+def test_paper_a_baseline_configs_share_lrlivae_settings(model):
+    """Fair comparisons (paper A's baselines vs configs/digits.cfg, and CIFAR-10 likewise):
+    same data, image size, schedule, batch size, learning rate and network width; z is
+    Lr-LiVAE's z_u (the N(0, I) part; the one-hot label takes z_s's place); the VAE-based
+    baselines use Lr-LiVAE's KL weight."""
+    for suffix, reference in (("digits", "digits.cfg"), ("cifar10", "cifar10.cfg")):
+        ours = _flag_values(os.path.join(REPO, "configs", f"{model}_{suffix}.cfg"))
+        lrlivae = _flag_values(os.path.join(REPO, "configs", reference))
+        for key in ("dataset", "epochs", "steps_per_epoch", "batch_size", "learning_rate",
+                    "image_size", "flip", "width", "strategy"):
+            assert ours.get(key) == lrlivae.get(key), (model, suffix, key)
+        assert ours["model"] == model
+        assert ours["z_dim"] == lrlivae["zu_dim"]
+        if model != "cgan":
+            assert ours.get("kl_weight") == lrlivae.get("kl_weight"), (model, suffix)
+        if model != "cvae" and suffix == "cifar10":
+            assert ours["gan_loss"] == lrlivae["gan_loss"]
+            assert ours["spectral_norm"] == lrlivae["spectral_norm"]
+    with open(os.path.join(REPO, "configs", f"{model}_cifar10.cfg")) as f:
+        header = f.read().split("\n--", 1)[0]
+    for target in ("7.04", "6.99", "6.27", "3.01"):
+        assert target in header

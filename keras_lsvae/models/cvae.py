@@ -200,7 +200,8 @@ class EncoderDecoderMixin:
         images, labels = self._split_inputs(inputs)
         if labels is None:
             labels = self._graph_labels(images, training)
-        one_hot = self.one_hot(tf.cast(labels, tf.int32))
+        one_hot = (tf.zeros([tf.shape(images)[0], self.num_classes]) if labels is None
+                   else self.one_hot(tf.cast(labels, tf.int32)))
         mean = self.encoder([images, one_hot], training=training)["mean"]
         return self._decode_batch(mean, one_hot, training=training)
 
@@ -263,7 +264,10 @@ class CVAE(EncoderDecoderMixin, ClassConditionalModel):
         return labels
 
     def _graph_labels(self, images, training):
-        raise ValueError("CVAE needs labels: call it on (images, labels)")
+        """``call`` on images alone (Keras builds a model symbolically on the batch's inputs
+        under a distribution strategy): the all-zero label code, i.e. "no class". Public
+        methods (encode, reconstruct, inpaint) refuse to run without labels instead."""
+        return None
 
     def compute_losses(self, images, labels, training=True):
         """The negative ELBO of Sohn et al. (module docstring) for one batch."""
