@@ -16,6 +16,10 @@ registered name           function
 ``regression_r2``         :func:`regression_r2` — R² of known factors from codes
 ``conditional_accuracy``  :func:`conditional_accuracy` — real-data classifier on generated images
 ========================  ====================================================================
+
+Standard Inception-v3 IS/FID (:mod:`keras_lsvae.metrics.inception_v3`,
+:func:`inception_v3_scores`) only from weights already on this machine; never downloaded, and
+reported as "inception_v3: not available (...)" when absent.
 """
 
 from keras_lsvae.metrics.classifier import (  # noqa: F401
@@ -41,6 +45,8 @@ from keras_lsvae.metrics.inception import (  # noqa: F401
     inception_score,
     intra_class_fid,
 )
+from keras_lsvae.metrics import inception_v3  # noqa: F401
+from keras_lsvae.metrics.inception_v3 import inception_v3_scores  # noqa: F401
 from keras_lsvae.metrics.probes import (  # noqa: F401
     leakage_report,
     probe_accuracy,
@@ -58,6 +64,8 @@ __all__ = [
     "inception_score",
     "intra_class_diversity",
     "intra_class_fid",
+    "inception_v3",
+    "inception_v3_scores",
     "leakage_report",
     "load_eval_classifier",
     "ms_ssim_diversity",
