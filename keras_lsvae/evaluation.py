@@ -465,7 +465,7 @@ def _cell(mean, std, digits=4):
 
 
 def markdown_table(summary: Dict[str, Dict[str, object]], columns=METRICS_ORDER) -> str:
-    """One row per model, one column per metric: ``mean ± std`` over runs ("—": not applicable)."""
+    """One row per model, one column per metric: ``mean ± std`` over runs ("—": none)."""
     lines = ["| model | runs | " + " | ".join(columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for name, entry in summary.items():

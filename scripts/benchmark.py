@@ -4,8 +4,14 @@
     python scripts/benchmark.py --suite=lrlivae_digits_seeds --num_seeds=3 --out=bench
     python scripts/benchmark.py --suite=lrlivae_mnist --data=../shared/data/mnist_dev.npz --out=bench
     python scripts/benchmark.py --suite=csvae --data=../shared/data/mnist_dev.npz --out=bench
+    python scripts/benchmark.py --suite=paper_a_digits --out=bench
+    python scripts/benchmark.py --suite=paper_a_mnist --data=../shared/data/mnist_dev.npz --out=bench
 
 Writes DIR/NAME.json (numbers, settings, versions). Suites: see keras_lsvae/benchmarks/.
+paper_a_digits / paper_a_mnist (paper A's comparison: cVAE, cVAE-GAN, cGAN, Lr-LiVAE trained
+under one schedule) also write DIR/NAME.md, keys "<model>.<metric>" and whether paper A's
+orderings hold; their evaluation classifier is cached (docs/evaluation.md). --epochs=1 is a
+quick check of the whole pipeline.
 """
 
 import json
@@ -16,10 +22,11 @@ flags.DEFINE_string("suite", None, "Benchmark suite name.")
 flags.DEFINE_string("out", "bench", "Output directory (DIR/NAME.json).")
 flags.DEFINE_integer("seed", 0, "Seed of training and evaluation.")
 flags.DEFINE_integer("epochs", None, "Override the suite's training epochs (quick checks).")
-flags.DEFINE_string("data", None, "Data file of suites that take one (lrlivae_mnist, csvae: "
-                    "mnist_dev.npz; default ../shared/data/mnist_dev.npz).")
+flags.DEFINE_string("data", None, "Data file of suites that take one (lrlivae_mnist, csvae, "
+                    "paper_a_mnist: mnist_dev.npz; default ../shared/data/mnist_dev.npz).")
 flags.DEFINE_integer("num_seeds", None,
-                     "Number of seeds (seed, seed+1, ...) of multi-seed suites (*_seeds).")
+                     "Number of seeds (seed, seed+1, ...) of multi-seed suites (*_seeds, "
+                     "lrlivae_mnist, paper_a_*).")
 FLAGS = flags.FLAGS
 
 
