@@ -147,6 +147,6 @@ def test_digits_suite_with_one_epoch_writes_every_key(tmp_path, monkeypatch):
     assert (tmp_path / "paper_a_digits.md").exists() and not result["skipped"]
     assert result["eval_classifier_test_accuracy"] > 0.9
     assert set(result["orderings"]) == {"is_mean", "diversity"}
-    workdirs = {r["workdir"] for r in result["runs"]}
+    workdirs = {r["workdir"] for r in result["runs"].values()}
     assert {os.path.basename(w) for w in workdirs} == {
         f"paper_a_digits_{m}_seed0" for m in paper_a.PAPER_A_MODELS}

@@ -151,7 +151,9 @@ def run_comparison(suite: str, out_dir: str, configs: Dict[str, object], eval_da
     output.update({
         "models": list(models), "metrics": list(SUITE_METRICS), "seeds": list(seeds),
         "orderings": order, "eval_classifier_test_accuracy": classifier.test_accuracy,
-        "eval_classifier": classifier.describe(), "summary": summary, "runs": runs,
+        "eval_classifier": classifier.describe(), "summary": summary,
+        # keyed "<model>_seed<k>" (a dict: benchmark.py prints only the top-level scalars/lists)
+        "runs": {f"{r['model']}_seed{r['seed']}": r for r in runs},
         "skipped": skipped, "train_seconds": train_seconds,
         "inception_v3": runs[0]["inception_v3"] if runs else None,
         "reference_real_test": reference, "data": eval_data.describe(),
@@ -184,11 +186,13 @@ def _config_factory(path, epochs=None, **overrides):
 
 
 @BENCHMARKS.register("paper_a_digits")
-def paper_a_digits(out_dir, seed=0, epochs=None, num_seeds=2, classifier_dir=None,
+def paper_a_digits(out_dir, seed=0, epochs=None, num_seeds=3, classifier_dir=None,
                    models=PAPER_A_MODELS, skip_missing=False):
     """The four models on the embedded digits, seeds seed … seed+num_seeds−1 (module doc).
 
-    ``epochs`` overrides every config's 60 epochs (quick checks)."""
+    ``epochs`` overrides every config's 60 epochs (quick checks). Budget (2 CPU cores): per
+    seed ~9 min of training (config headers: cVAE 1.5, cVAE-GAN 3, cGAN 1.5, Lr-LiVAE 2.7 min)
+    plus ~25 s of evaluation; 3 seeds ≈ 30 min, the digits classifier ~50 s once (cached)."""
     configs = {name: _config_factory(os.path.join(CONFIGS_DIR, DIGITS_CONFIGS[name]), epochs)
                for name in models}
     eval_data = evaluation.load_eval_data("digits")
