@@ -149,7 +149,7 @@ def test_paper_a_baseline_configs_share_lrlivae_settings(model):
     """Fair comparisons (paper A's baselines vs configs/digits.cfg, and CIFAR-10 likewise):
     same data, image size, schedule, batch size, learning rate and network width; z is
     Lr-LiVAE's z_u (the N(0, I) part; the one-hot label takes z_s's place); the VAE-based
-    baselines use Lr-LiVAE's KL weight."""
+    cVAE uses Lr-LiVAE's KL weight, the cVAE-GAN its authors' loss weights (Bao et al.)."""
     for suffix, reference in (("digits", "digits.cfg"), ("cifar10", "cifar10.cfg")):
         ours = _flag_values(os.path.join(REPO, "configs", f"{model}_{suffix}.cfg"))
         lrlivae = _flag_values(os.path.join(REPO, "configs", reference))
@@ -158,8 +158,10 @@ def test_paper_a_baseline_configs_share_lrlivae_settings(model):
             assert ours.get(key) == lrlivae.get(key), (model, suffix, key)
         assert ours["model"] == model
         assert ours["z_dim"] == lrlivae["zu_dim"]
-        if model != "cgan":
+        if model == "cvae":
             assert ours.get("kl_weight") == lrlivae.get("kl_weight"), (model, suffix)
+        if model == "cvaegan":
+            assert ours["loss_weighting"] == '"bao"' and "kl_weight" not in ours
         if model != "cvae" and suffix == "cifar10":
             assert ours["gan_loss"] == lrlivae["gan_loss"]
             assert ours["spectral_norm"] == lrlivae["spectral_norm"]
