@@ -102,6 +102,50 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
             raise ValueError(f"{name} must be {kind}, got {value!r}")
         return number
 
+    def check_codes(self, codes, dim, name):
+        """Real-valued (N, dim) latent or label codes for ``decode``: finite, float32."""
+        array = np.asarray(codes, dtype=np.float32)
+        if array.ndim != 2 or array.shape[-1] != dim or array.shape[0] == 0:
+            raise ValueError(f"{name}: expected shape (N, {dim}) with N >= 1, got {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        return tf.convert_to_tensor(array)
+
+    def check_mask(self, mask, images):
+        """An inpainting mask for ``images`` (checked images, (N, H, W, C)): a name from
+        :data:`keras_lsvae.masks.MASK_KINDS` or an array of shape (H, W), (H, W, 1) or
+        (N, H, W, 1|C) with 1 on missing and 0 on kept pixels; returned as (1|N, H, W, 1|C)."""
+        from keras_lsvae import masks as masks_lib
+
+        if not self.is_image:
+            raise ValueError("inpaint needs image data")
+        if isinstance(mask, str):
+            mask = masks_lib.make_mask(mask, *self.example_shape[:2])
+        mask = np.asarray(mask, np.float32)
+        if mask.ndim == 2:
+            mask = mask[..., None]
+        if mask.ndim == 3:
+            mask = mask[None]
+        height, width, channels = self.example_shape
+        if (mask.ndim != 4 or mask.shape[1:3] != (height, width)
+                or mask.shape[3] not in (1, channels)
+                or mask.shape[0] not in (1, images.shape[0])):
+            raise ValueError(f"mask: expected shape (H, W), (H, W, 1) or (N, H, W, 1|C) with "
+                             f"H, W = {height}, {width}, N = {images.shape[0]}; got "
+                             f"{np.asarray(mask).shape}")
+        if not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask: values must be 0 (kept) or 1 (missing)")
+        return tf.convert_to_tensor(mask)
+
+    def masked_input(self, images, mask, fill_value=0.0):
+        """(images, mask, corrupted): checked images, the checked mask and the images with
+        their missing pixels set to ``fill_value`` (a scalar or an (H, W, C) image such as the
+        data mean): what every model's ``inpaint`` starts from (Lr-LiVAE §4.5, Fig. 7)."""
+        images = self.check_images(images)
+        mask = self.check_mask(mask, images)
+        fill = tf.convert_to_tensor(np.asarray(fill_value, np.float32))
+        return images, mask, images * (1.0 - mask) + fill * mask
+
     def check_batch(self, images, labels=None):
         """In-graph checks of a training/evaluation batch, for data that would otherwise train
         silently wrong: returns (images, labels as int32).
@@ -317,15 +361,6 @@ class AttributeModel(LabelSplitModel):
         if not np.all((array == 0) | (array == 1)):
             raise ValueError(f"{name}: values must be 0 or 1, got values such as "
                              f"{array[(array != 0) & (array != 1)][:3].tolist()}")
-        return tf.convert_to_tensor(array)
-
-    def check_codes(self, codes, dim, name):
-        """Real-valued (N, dim) latent or label codes for ``decode``: finite, float32."""
-        array = np.asarray(codes, dtype=np.float32)
-        if array.ndim != 2 or array.shape[-1] != dim or array.shape[0] == 0:
-            raise ValueError(f"{name}: expected shape (N, {dim}) with N >= 1, got {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name}: contains NaN or infinite values")
         return tf.convert_to_tensor(array)
 
     def check_batch(self, images, labels=None):

@@ -36,7 +36,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lsvae import losses as L
-from keras_lsvae import masks as masks_lib
 from keras_lsvae import networks
 from keras_lsvae.layers import GaussianSample
 from keras_lsvae.models.base import LabelSplitModel
@@ -111,15 +110,6 @@ class ClassConditionalModel(LabelSplitModel):
         return self(data, training=False)
 
     # ---------------------------------------------------------------------- inference API
-    def check_codes(self, codes, dim, name):
-        """Real-valued (N, dim) codes: finite float32."""
-        array = np.asarray(codes, dtype=np.float32)
-        if array.ndim != 2 or array.shape[-1] != dim or array.shape[0] == 0:
-            raise ValueError(f"{name}: expected shape (N, {dim}) with N >= 1, got {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name}: contains NaN or infinite values")
-        return tf.convert_to_tensor(array)
-
     def _check_pair(self, images, labels, name="labels"):
         images = self.check_images(images)
         labels = self.check_labels(labels, name)
@@ -170,24 +160,13 @@ class EncoderDecoderMixin:
         labels = self._labels_or_predicted(images, labels, "reconstruct")
         return self.decode(self.encode(images, labels)["z_mean"], labels)
 
-    def _check_mask(self, mask, images):
-        from keras_lsvae.models.lrlivae import LrLiVAE  # one mask convention for every model
-        return LrLiVAE._check_mask(self, mask, images)
-
     def inpaint(self, images, mask, labels=None, fill_value=0.0, iterations=1):
         """x_inp = M ⊙ x' + (1 − M) ⊙ x with M = 1 on missing pixels (Lr-LiVAE §4.5, Fig. 7),
         x' the reconstruction of the corrupted image (missing pixels set to ``fill_value``)
         with class ``labels``; ``mask`` as in :meth:`keras_lsvae.models.LrLiVAE.inpaint`
         (array or a name from :data:`keras_lsvae.masks.MASK_KINDS`)."""
-        if not self.is_image:
-            raise ValueError("inpaint needs image data")
-        images = self.check_images(images)
-        if isinstance(mask, str):
-            mask = masks_lib.make_mask(mask, *self.example_shape[:2])
-        mask = self._check_mask(mask, images)
         iterations = self.check_positive("iterations", iterations)
-        fill = tf.convert_to_tensor(np.asarray(fill_value, np.float32))
-        result = images * (1.0 - mask) + fill * mask
+        images, mask, result = self.masked_input(images, mask, fill_value)
         labels = self._labels_or_predicted(result, labels, "inpaint")
         for _ in range(int(iterations)):
             result = mask * self.reconstruct(result, labels) + (1.0 - mask) * images

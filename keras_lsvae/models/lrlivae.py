@@ -54,7 +54,6 @@ import tensorflow as tf
 
 from keras_lsvae import distributions as dists
 from keras_lsvae import losses as L
-from keras_lsvae import masks as masks_lib
 from keras_lsvae import networks
 from keras_lsvae.layers import GaussianSample
 from keras_lsvae.models import independence
@@ -578,23 +577,6 @@ class LrLiVAE(LabelSplitModel):
                              f"{images_s.shape[0]} and {images_u.shape[0]}")
         return self.decode(self.encode(images_s)["z_s"], self.encode(images_u)["z_u"])
 
-    def _check_mask(self, mask, images):
-        mask = np.asarray(mask, np.float32)
-        if mask.ndim == 2:
-            mask = mask[..., None]
-        if mask.ndim == 3:
-            mask = mask[None]
-        height, width, channels = self.example_shape
-        if (mask.ndim != 4 or mask.shape[1:3] != (height, width)
-                or mask.shape[3] not in (1, channels)
-                or mask.shape[0] not in (1, images.shape[0])):
-            raise ValueError(f"mask: expected shape (H, W), (H, W, 1) or (N, H, W, 1|C) with "
-                             f"H, W = {height}, {width}, N = {images.shape[0]}; got "
-                             f"{np.asarray(mask).shape}")
-        if not np.all((mask == 0) | (mask == 1)):
-            raise ValueError("mask: values must be 0 (kept) or 1 (missing)")
-        return tf.convert_to_tensor(mask)
-
     INPAINT_METHODS = ("encode", "optimize")
 
     def inpaint(self, images, mask, fill_value=0.0, iterations=1, method="encode", steps=200,
@@ -614,21 +596,14 @@ class LrLiVAE(LabelSplitModel):
         and 500 steps did not help reliably.)
         ``mask`` may be a name from :data:`keras_lsvae.masks.MASK_KINDS`.
         """
-        if not self.is_image:
-            raise ValueError("inpaint needs image data")
         if method not in self.INPAINT_METHODS:
             raise ValueError(f"method must be one of {self.INPAINT_METHODS}, got {method!r}")
         if method == "optimize":
             steps = self.check_positive("steps", steps)
             learning_rate = self.check_positive("learning_rate", learning_rate, integer=False)
             pixel_noise = self.check_positive("pixel_noise", pixel_noise, integer=False)
-        images = self.check_images(images)
-        if isinstance(mask, str):
-            mask = masks_lib.make_mask(mask, *self.example_shape[:2])
-        mask = self._check_mask(mask, images)
         iterations = self.check_positive("iterations", iterations)
-        fill = tf.convert_to_tensor(np.asarray(fill_value, np.float32))
-        result = images * (1.0 - mask) + fill * mask
+        images, mask, result = self.masked_input(images, mask, fill_value)
         for _ in range(int(iterations)):
             result = mask * self.reconstruct(result) + (1.0 - mask) * images
         if method == "optimize":
