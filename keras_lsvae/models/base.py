@@ -102,6 +102,13 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
             raise ValueError(f"{name} must be {kind}, got {value!r}")
         return number
 
+    @staticmethod
+    def check_choice(name, value, choices):
+        """``value`` if it is one of ``choices``, else a ValueError naming the option."""
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+        return value
+
     def check_codes(self, codes, dim, name):
         """Real-valued (N, dim) latent or label codes for ``decode``: finite, float32."""
         array = np.asarray(codes, dtype=np.float32)

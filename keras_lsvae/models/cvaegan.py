@@ -137,13 +137,9 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
                  gc_weight=None, gan_loss="nonsaturating", spectral_norm=False,
                  train_sampling="sample", seed=0, name="cvaegan", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
-        if loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got "
-                             f"{loss_weighting!r}")
-        if gan_loss not in L.GAN_LOSSES:
-            raise ValueError(f"gan_loss must be one of {L.GAN_LOSSES}, got {gan_loss!r}")
-        if train_sampling not in ("sample", "mode"):
-            raise ValueError(f"train_sampling must be 'sample' or 'mode', got {train_sampling!r}")
+        self.check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
+        self.check_choice("gan_loss", gan_loss, L.GAN_LOSSES)
+        self.check_choice("train_sampling", train_sampling, ("sample", "mode"))
         self.z_dim = self.latent_dim = int(self.check_positive("z_dim", z_dim))
         self.width = int(width)
         self.mlp_units = tuple(int(u) for u in mlp_units)

@@ -142,16 +142,10 @@ class LrLiVAE(LabelSplitModel):
                  seed=0, name="lrlivae",
                  **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
-        if loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got "
-                             f"{loss_weighting!r}")
-        if gan_loss not in L.GAN_LOSSES:
-            raise ValueError(f"gan_loss must be one of {L.GAN_LOSSES}, got {gan_loss!r}")
-        if train_sampling not in ("sample", "mode"):
-            raise ValueError(f"train_sampling must be 'sample' or 'mode', got {train_sampling!r}")
-        if adversary_input not in ADVERSARY_INPUTS:
-            raise ValueError(f"adversary_input must be one of {ADVERSARY_INPUTS}, got "
-                             f"{adversary_input!r}")
+        self.check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
+        self.check_choice("gan_loss", gan_loss, L.GAN_LOSSES)
+        self.check_choice("train_sampling", train_sampling, ("sample", "mode"))
+        self.check_choice("adversary_input", adversary_input, ADVERSARY_INPUTS)
         if n_gm < 0:
             raise ValueError(f"n_gm must be >= 0, got {n_gm}")
         self.zs_dim, self.zu_dim = int(zs_dim), int(zu_dim)
