@@ -31,6 +31,12 @@ Pipeline order of `load` (each step says why it is where it is):
    GM stage of Lr-LiVAE (n_gm fresh batches per train step); the batch axis stays axis 0, so
    `strategy.experimental_distribute_dataset` splits it correctly.
 8. batch (train drops the remainder by default: constant shapes for compiled steps), prefetch.
+
+`train_stream` is what training reads instead: an endless stream of batches whose order is a pure
+function of ``(seed, position)``, so that a run resumed from a checkpoint at step ``s`` reads
+exactly the batches an uninterrupted run reads from step ``s`` on (`load`'s reshuffling depends
+on how many times the dataset was iterated in the current process, so a restarted process
+would replay the first epoch's order).
 """
 
 from __future__ import annotations
@@ -300,3 +306,128 @@ def load_arrays(
     if max_examples is not None:
         images, labels = images[:max_examples], labels[:max_examples]
     return images, labels
+
+
+#: graph seed of `train_stream`'s per-pass shuffles (any fixed value but 0: see there)
+_GRAPH_SEED = 1
+#: examples of filtered lazily read splits, counted once per process (`train_stream`)
+_COUNTED = {}
+
+
+def _pass_seed(seed: int, offset: int, index) -> tf.Tensor:
+    """A well-mixed int64 seed, a pure function of ``(seed, offset, index)`` (``index`` may be a
+    tensor: the pass number inside `tf.data.Dataset.flat_map`)."""
+    key = tf.stack([tf.constant(int(seed) + int(offset), tf.int64), tf.cast(index, tf.int64)])
+    return tf.random.stateless_uniform([], seed=key, minval=0, maxval=2 ** 31 - 1,
+                                       dtype=tf.int64)
+
+
+def train_stream(
+    name: str,
+    batch_size: int = 64,
+    *,
+    seed: int = 0,
+    start_step: int = 0,
+    continuous: bool = False,
+    split: str = "train",
+    data_dir: Optional[str] = None,
+    image_size: ImageSize = None,
+    flip: bool = False,
+    cache: Union[bool, str] = True,
+    group: int = 1,
+    classes: Optional[Sequence[int]] = None,
+    shuffle_buffer: Optional[int] = None,
+    download: bool = True,
+    **source_options,
+) -> Tuple[tf.data.Dataset, int]:
+    """An endless, resumable stream of shuffled training batches, and the batches of one pass.
+
+    Pass ``p`` over the split (an "epoch" of the data) is shuffled with a seed that is a pure
+    function of ``(seed, p)``, and its flips (``flip=True``) with seeds keyed by ``(seed, p,
+    example index)``; nothing depends on how often, or in which process, the stream was iterated
+    before. ``start_step=s`` begins with the batch an uninterrupted stream yields as its
+    ``s``-th (0-based), which is how a resumed run continues with the data order of the run it
+    resumes (tests/test_resume.py).
+
+    Args:
+        continuous: False (training without ``--steps_per_epoch``): every pass is grouped and
+            batched on its own (``drop_remainder``), so the batches of pass ``p`` are the steps of
+            epoch ``p``. True (``--steps_per_epoch``): the passes are concatenated before batching,
+            batches may span two passes and no example is dropped.
+        start_step: batches to skip; the skip starts at the right pass and reads at most one
+            pass (so resuming late in a long run costs at most one pass of input work).
+        Other arguments: as for `load` (``shuffle``, ``repeat`` and ``drop_remainder`` are
+            implied: the stream is shuffled, endless and drops incomplete batches).
+
+    Returns:
+        ``(dataset, batches_per_pass)``; ``batches_per_pass`` is the number of steps of one epoch
+        when ``continuous`` is False.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(group) < 1:
+        raise ValueError(f"group must be >= 1, got {group}")
+    if int(start_step) < 0:
+        raise ValueError(f"start_step must be >= 0, got {start_step}")
+    batch_size, group, start_step = int(batch_size), int(group), int(start_step)
+    source = get_source(name, data_dir=data_dir, image_size=image_size, **source_options)
+    meta = source.info
+    source.check_split(split)
+    if flip and not meta.is_image:
+        raise ValueError(f"{meta.name}: flip=True needs images, but this data set holds points")
+    keep = None if classes is None else _check_classes(classes, meta)
+    source.prepare(download=bool(download))
+    count = _count_examples(source, split, keep)
+    _check_enough_examples(meta, split, count, batch_size, group, True, continuous, keep)
+
+    examples = source.examples(split)
+    if keep is not None:
+        keep_t = tf.constant(keep)
+        examples = examples.filter(
+            lambda image, label: tf.reduce_any(tf.equal(tf.cast(label, tf.int32), keep_t)))
+    if cache:
+        examples = examples.cache(cache if isinstance(cache, str) else "")
+    if count is None:  # a filtered lazy source: one pass counts (and fills the cache) once
+        key = (name, split, data_dir, str(image_size), tuple(keep.tolist()),
+               tuple(sorted(source_options.items())))
+        if key not in _COUNTED:
+            _COUNTED[key] = int(examples.reduce(np.int64(0), lambda n, _: n + 1))
+        count = _COUNTED[key]
+        _check_enough_examples(meta, split, count, batch_size, group, True, continuous, keep)
+    examples = examples.map(_to_float, num_parallel_calls=AUTOTUNE)
+    if shuffle_buffer is None:
+        size = source.num_examples(split)
+        shuffle_buffer = size if size is not None else source.default_shuffle_buffer
+    buffer = max(1, int(shuffle_buffer))
+    do_flip = bool(flip) and split == "train"
+
+    def one_pass(p):
+        # Traced by flat_map: this sets the seed of that function's graph only. `shuffle` pairs
+        # it with the op seed and compares the pair with (0, 0) in Python, which fails for a
+        # tensor op seed when the graph seed is 0 (as after keras.utils.set_random_seed(0)).
+        tf.random.set_seed(_GRAPH_SEED)
+        ds = examples.shuffle(buffer, seed=_pass_seed(seed, 0, p), reshuffle_each_iteration=False)
+        if do_flip:
+            flip_seed = _pass_seed(seed, _FLIP_SEED_OFFSET, p)
+            ds = ds.enumerate().map(
+                lambda i, example: (tf.image.stateless_random_flip_left_right(
+                    example[0], tf.stack([flip_seed, i])), example[1]),
+                num_parallel_calls=AUTOTUNE)
+        return ds
+
+    def batched(ds):
+        if group > 1:
+            ds = ds.batch(group, drop_remainder=True)
+        return ds.batch(batch_size, drop_remainder=True)
+
+    per_pass = count // group // batch_size
+    if continuous:
+        offset = start_step * batch_size * group  # examples before the first batch
+        first_pass, skip = divmod(offset, count)
+        ds = batched(tf.data.Dataset.range(first_pass, np.iinfo(np.int64).max)
+                     .flat_map(one_pass).skip(skip))
+    else:
+        first_pass, skip = divmod(start_step, per_pass)
+        ds = (tf.data.Dataset.range(first_pass, np.iinfo(np.int64).max)
+              .flat_map(lambda p: batched(one_pass(p))).skip(skip))
+    return ds.prefetch(AUTOTUNE), per_pass

@@ -131,22 +131,43 @@ def seed_generators(model):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Resumable checkpoints: ``checkpoints/ckpt.weights.h5`` (weights + every optimizer's state)
-    and ``checkpoints/state.json`` (epoch, seed-generator states), written after each epoch
-    through a temporary file and a rename so an interruption never leaves a half-written one.
+    """Resumable checkpoints: ``checkpoints/ckpt.weights.h5`` (weights, every optimizer's state,
+    the mixture prior, the loss trackers and the seed-generator states) and
+    ``checkpoints/state.json``, written through a temporary file and a rename so an interruption
+    never leaves a half-written one.
+
+    ``state.json`` holds the run's position: ``epoch`` (epochs completed), ``batch`` (steps done
+    in epoch ``epoch``: 0 after an epoch's end, more after a mid-epoch checkpoint) and ``step``
+    (train steps done in all). With the data order a pure function of (seed, position)
+    (`keras_lsvae.data.pipeline.train_stream`) that is all a restarted run needs to continue
+    exactly where the checkpoint was taken (tests/test_resume.py).
+
+    Saves after every epoch and, with ``every_steps=N``, after every N-th train step (except an
+    epoch's last, which the epoch's end saves): a run killed by SIGKILL loses at most the last
+    interval. ``directory`` is where checkpoints are written; ``restore_from`` (default: the
+    same) where they are read: a multi-worker run's non-chief workers read the chief's
+    checkpoint but write into a scratch directory (`keras_lsvae.training.strategy.is_chief`).
     """
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, every_steps=None, restore_from=None):
         super().__init__()
         self.directory = os.path.join(workdir, "checkpoints")
         self.weights_path = os.path.join(self.directory, "ckpt.weights.h5")
         self.state_path = os.path.join(self.directory, "state.json")
+        self.restore_directory = os.path.join(restore_from or workdir, "checkpoints")
+        self.every_steps = int(every_steps) if every_steps else None
+        #: the loop sets these per fit call: steps of a full epoch, steps already done in the
+        #: first epoch of the call (a resumed partial epoch), train steps done before the call
+        self.steps_per_epoch = None
+        self.batch_offset = 0
+        self.step = 0
+        self._epoch = 0
 
-    def save(self, model, epoch, extra=None):
+    def save(self, model, epoch, extra=None, batch=0):
         os.makedirs(self.directory, exist_ok=True)
         tmp_weights = self.weights_path + ".tmp.weights.h5"
         model.save_weights(tmp_weights)
-        state = {"epoch": int(epoch),
+        state = {"epoch": int(epoch), "batch": int(batch), "step": int(self.step),
                  "seed_states": {k: np.asarray(g.state.numpy()).tolist()
                                  for k, g in seed_generators(model).items()}}
         state.update(extra or {})
@@ -156,25 +177,42 @@ class Checkpointer(keras.callbacks.Callback):
         os.replace(self.state_path + ".tmp", self.state_path)
 
     def restore(self, model):
-        """Load the last checkpoint into ``model``; returns its state dict, or None if none."""
-        if not os.path.exists(self.state_path):
+        """Load the last checkpoint into ``model``; returns its state dict (with ``batch`` and
+        ``step`` filled in for checkpoints written before they existed), or None if none."""
+        state_path = os.path.join(self.restore_directory, "state.json")
+        if not os.path.exists(state_path):
             return None
         try:
-            with open(self.state_path) as f:
+            with open(state_path) as f:
                 state = json.load(f)
-            model.load_weights(self.weights_path)
+            model.load_weights(os.path.join(self.restore_directory, "ckpt.weights.h5"))
         except Exception as error:  # noqa: BLE001 - any failure here means a corrupt checkpoint
             raise RuntimeError(
-                f"the checkpoint in {self.directory} cannot be read ({type(error).__name__}: "
-                f"{error}); delete that directory (or pass --restart) to start over") from error
+                f"the checkpoint in {self.restore_directory} cannot be read "
+                f"({type(error).__name__}: {error}); delete that directory (or pass --restart) "
+                "to start over") from error
         generators = seed_generators(model)
         for key, value in state.get("seed_states", {}).items():
             if key in generators:
                 generators[key].state.assign(np.asarray(value, dtype="uint32")
                                              .astype(generators[key].state.dtype))
+        state.setdefault("batch", 0)
+        state.setdefault("step", None)
+        self.step = int(state["step"] or 0)
         return state
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        done = self.batch_offset + batch + 1  # steps done in this epoch
+        if (self.every_steps and self.step % self.every_steps == 0
+                and done != self.steps_per_epoch):
+            self.save(self.model, self._epoch, batch=done)
+
     def on_epoch_end(self, epoch, logs=None):
+        self.batch_offset = 0  # only the first epoch of a fit call can be a partial one
         self.save(self.model, epoch + 1)
 
 

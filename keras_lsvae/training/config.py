@@ -42,6 +42,7 @@ class TrainConfig:
     unlabeled_classes: Optional[Tuple[int, ...]] = None
     finetune_epochs: int = 0
     steps_per_epoch: Optional[int] = None
+    checkpoint_every_steps: Optional[int] = None
     samples_per_class: int = 8
     jit_compile: bool = False
     restart: bool = False
@@ -77,6 +78,8 @@ class TrainConfig:
             positive["steps_per_epoch"] = self.steps_per_epoch
         if self.num_cpu_replicas is not None:
             positive["num_cpu_replicas"] = self.num_cpu_replicas
+        if self.checkpoint_every_steps is not None:
+            positive["checkpoint_every_steps"] = self.checkpoint_every_steps
         if self.image_size is not None:
             positive["image_size"] = self.image_size
         for flag, value in positive.items():

@@ -31,7 +31,10 @@ def define_train_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("batch_size", 64, "Global batch size (split across replicas).", **fv)
     flags.DEFINE_integer("seed", 0, "Seed of data order, initialisers and sampling.", **fv)
     flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate of every optimizer (§4.2).", **fv)
-    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "Distribution strategy.", **fv)
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "Distribution strategy: default "
+                      "(one device), mirrored (the local GPUs, or --num_cpu_replicas CPU "
+                      "replicas), multi_worker (the cluster in $TF_CONFIG; README, 'Scale').",
+                      **fv)
     flags.DEFINE_integer("num_cpu_replicas", None, "With --strategy=mirrored and no GPU: "
                          "logical CPU replicas (default 1).", **fv)
     flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's own, "
@@ -52,6 +55,9 @@ def define_train_flags(flag_values=flags.FLAGS):
                          "(needs --unlabeled_dataset).", **fv)
     flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (repeats the data); default "
                          "one pass over the training split.", **fv)
+    flags.DEFINE_integer("checkpoint_every_steps", None, "Also checkpoint every N train steps "
+                         "(default: after each epoch only); an interrupted run loses at most "
+                         "the last interval.", **fv)
     flags.DEFINE_integer("samples_per_class", 8, "Columns of the per-epoch sample grid.", **fv)
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU, "
                       "DESIGN.md).", **fv)
@@ -86,6 +92,7 @@ def config_from_flags(values, flagfile: Optional[str] = None) -> TrainConfig:
         unlabeled_dataset=values.unlabeled_dataset,
         unlabeled_classes=parse_classes(values.unlabeled_classes, "--unlabeled_classes"),
         finetune_epochs=values.finetune_epochs, steps_per_epoch=values.steps_per_epoch,
+        checkpoint_every_steps=values.checkpoint_every_steps,
         samples_per_class=values.samples_per_class, jit_compile=values.jit_compile,
         restart=values.restart, verbose=values.verbose).validate()
 

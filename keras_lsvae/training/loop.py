@@ -2,13 +2,22 @@
 
 Steps: build the strategy, the data pipelines (grouped as the model needs, e.g. Lr-LiVAE's
 n_gm + 1 fresh batches per step) and the model (inside the strategy's scope); resume from the
-workdir's checkpoint if there is one; ``model.fit`` with a progress bar, TensorBoard logs,
-per-epoch sample grids and per-epoch checkpoints; optional semi-supervised fine-tuning
-(Lr-LiVAE §3.6) on an unlabeled data set; then ``model.keras`` and ``metrics.json``.
+workdir's checkpoint if there is one; ``model.fit`` (or, under ``--strategy=multi_worker``,
+where Keras' ``fit`` fails, the equivalent ``strategy.run`` loop of
+`keras_lsvae.training.distributed`) with a progress bar, TensorBoard logs, per-epoch sample
+grids and checkpoints; optional semi-supervised fine-tuning (Lr-LiVAE §3.6) on an unlabeled
+data set; then ``model.keras`` and ``metrics.json``. On a multi-worker cluster only the chief
+writes files (`keras_lsvae.training.strategy.is_chief`); the other workers run the same saves
+into a scratch directory that is deleted at the end.
 
-An interrupted run, started again with the same command, resumes from the last completed epoch
-(the checkpoint interval is one epoch): weights, every optimizer's state and the seed-generator
-states are restored.
+Exact resume: an interrupted run (even by SIGKILL), started again with the same command,
+continues from its last checkpoint (every epoch, and every ``--checkpoint_every_steps`` steps)
+with the weights, every optimizer's state, the mixture prior, the seed-generator states and the
+data order of the uninterrupted run: the training data is an endless stream whose order is a
+pure function of (seed, position) (`keras_lsvae.data.pipeline.train_stream`), opened at the
+checkpoint's position. The resumed run ends with the weights of the uninterrupted one
+(tests/test_resume.py). The logged means of an epoch resumed mid-way cover only its steps after
+the resume.
 
 Labels follow the model's ``label_kind``. Class models (Lr-LiVAE) take class ids (a single
 binary attribute, e.g. swiss_roll, as 2 classes). Attribute models (paper B: ``csvae``, ``vae``,
@@ -30,6 +39,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 
 import keras
@@ -42,7 +52,9 @@ from keras_lsvae.training import callbacks as cb
 from keras_lsvae.training.config import TrainConfig
 from keras_lsvae.data import as_attributes, single_attribute_as_class
 from keras_lsvae.viz import attributes as attr
-from keras_lsvae.training.strategy import get_strategy
+from keras_lsvae.data.pipeline import train_stream
+from keras_lsvae.training.distributed import StrategyLoop
+from keras_lsvae.training.strategy import get_strategy, is_chief, is_multi_worker
 
 
 def versions():
@@ -184,9 +196,10 @@ RUN_OUTPUTS = ("checkpoints", "history.json", "samples", "logs", "points", "figu
                "model.keras", "metrics.json")
 
 
-def _prepare_workdir(config: TrainConfig, flags_text=None):
+def _prepare_workdir(config: TrainConfig, flags_text=None, write=True):
     """Check that the workdir may take this run (same settings as a run it resumes), then
-    write config.json and flags.txt. Nothing is written before the check passes."""
+    (``write``: the chief) write config.json and flags.txt. Nothing is written before the check
+    passes; every worker of a cluster checks, so a refused resume stops them all."""
     config_path = os.path.join(config.workdir, "config.json")
     if not config.restart and os.path.exists(config_path):
         with open(config_path) as f:
@@ -198,6 +211,8 @@ def _prepare_workdir(config: TrainConfig, flags_text=None):
                 f"--workdir={config.workdir} holds a run with different {', '.join(changed)} "
                 f"({', '.join(f'{k}: {previous.get(k)!r}' for k in changed)}); use another "
                 "--workdir, or --restart to overwrite it")
+    if not write:
+        return
     os.makedirs(config.workdir, exist_ok=True)
     if config.restart:
         for name in RUN_OUTPUTS:
@@ -213,21 +228,38 @@ def _prepare_workdir(config: TrainConfig, flags_text=None):
             f.write(flags_text)
 
 
-def _datasets(config, model, meta, replicas):
-    common = dict(seed=config.seed, data_dir=config.data_dir, image_size=config.image_size,
-                  download=config.download)
-    train = data.load(config.dataset, "train", config.batch_size, group=model.data_group,
-                      flip=config.flip, classes=config.classes,
-                      repeat=config.steps_per_epoch is not None, **common)
-    test_split = "test" if "test" in meta.splits else meta.splits[-1]
-    test = data.load(config.dataset, test_split, config.batch_size, shuffle=False,
-                     drop_remainder=replicas > 1, classes=config.classes, **common)
+def _label_map(config, meta):
+    """The tf.data map from the data set's labels to the model's, or None."""
     if label_kind(config) == "attributes":
-        convert = _to_attributes(config, meta)
-        train, test = train.map(convert), test.map(convert)
-    elif single_attribute_as_class(meta):
-        train, test = train.map(_labels_to_classes), test.map(_labels_to_classes)
-    return train, _with_cardinality(test)
+        return _to_attributes(config, meta)
+    if single_attribute_as_class(meta):
+        return _labels_to_classes
+    return None
+
+
+def _train_stream(config, model, meta, start_step):
+    """``(stream of training batches from step start_step, steps of one epoch)``: the resumable
+    stream of `train_stream`, one pass per epoch unless --steps_per_epoch is given."""
+    stream, per_pass = train_stream(
+        config.dataset, config.batch_size, seed=config.seed, start_step=start_step,
+        continuous=config.steps_per_epoch is not None, group=model.data_group, flip=config.flip,
+        classes=config.classes, data_dir=config.data_dir, image_size=config.image_size,
+        download=config.download)
+    convert = _label_map(config, meta)
+    if convert is not None:
+        stream = stream.map(convert)
+    return stream, config.steps_per_epoch or per_pass
+
+
+def _test_dataset(config, meta, replicas):
+    test = data.load(config.dataset, _test_split(meta), config.batch_size, shuffle=False,
+                     drop_remainder=replicas > 1, classes=config.classes, seed=config.seed,
+                     data_dir=config.data_dir, image_size=config.image_size,
+                     download=config.download)
+    convert = _label_map(config, meta)
+    if convert is not None:
+        test = test.map(convert)
+    return _with_cardinality(test)
 
 
 def _with_cardinality(dataset):
@@ -264,26 +296,31 @@ def _test_split(meta):
     return "test" if "test" in meta.splits else meta.splits[-1]
 
 
-def _unlabeled_dataset(config, model, meta):
-    """Labeled and unlabeled batches zipped into {"labeled": ..., "unlabeled": images}."""
+def _unlabeled_stream(config, model, meta, start_step):
+    """Labeled and unlabeled batches zipped into {"labeled": ..., "unlabeled": images}, from
+    fine-tuning step ``start_step``; and the steps of one fine-tuning epoch (--steps_per_epoch,
+    or one pass of the unlabeled data)."""
     common = dict(seed=config.seed, data_dir=config.data_dir, image_size=config.image_size,
-                  download=config.download)
-    # With --steps_per_epoch the unlabeled stream repeats; without, an epoch is one pass of it.
-    unlabeled = data.load(config.unlabeled_dataset, "train", config.batch_size,
-                          classes=config.unlabeled_classes,
-                          repeat=config.steps_per_epoch is not None, **common)
-    labeled = data.load(config.dataset, "train", config.batch_size, group=model.data_group,
-                        flip=config.flip, classes=config.classes, repeat=True, **common)
+                  download=config.download, start_step=start_step)
+    unlabeled, per_pass = train_stream(config.unlabeled_dataset, config.batch_size,
+                                       classes=config.unlabeled_classes,
+                                       continuous=config.steps_per_epoch is not None, **common)
+    labeled, _ = train_stream(config.dataset, config.batch_size, group=model.data_group,
+                              flip=config.flip, classes=config.classes, continuous=True,
+                              **common)
     if single_attribute_as_class(meta):
         labeled = labeled.map(_labels_to_classes)
-    return tf.data.Dataset.zip(labeled, unlabeled).map(
+    stream = tf.data.Dataset.zip(labeled, unlabeled).map(
         lambda lab, unl: {"labeled": lab, "unlabeled": unl[0]})
+    return stream, config.steps_per_epoch or per_pass
 
 
-def evaluate_model(model, config, meta, test_ds):
-    """Test-split numbers for metrics.json: every loss, and class accuracy where defined."""
+def evaluate_model(model, config, meta, test_ds, evaluate=None):
+    """Test-split numbers for metrics.json: every loss, and class accuracy where defined.
+    ``evaluate`` replaces ``model.evaluate`` (the multi-worker loop's)."""
+    evaluate = evaluate or model.evaluate
     results = {f"test_{k}": float(v)
-               for k, v in model.evaluate(test_ds, verbose=0, return_dict=True).items()}
+               for k, v in evaluate(test_ds, verbose=0, return_dict=True).items()}
     if attr.is_attribute_model(model):
         if hasattr(model, "predict_attributes"):
             images, attributes = attribute_arrays(config, meta, _test_split(meta))
@@ -324,14 +361,44 @@ def _prepare_data(config: TrainConfig):
     return meta
 
 
+def _fit_phase(fit, make_stream, *, phase_epoch, epoch, batch, epochs, checkpointer,
+               **fit_kwargs):
+    """Epochs ``epoch .. epochs - 1`` of a phase (supervised training, or fine-tuning) that
+    began at epoch ``phase_epoch``, starting ``batch`` steps into ``epoch`` (a mid-epoch
+    checkpoint): one ``fit`` over the rest of that epoch, then one over the remaining epochs,
+    each on the stream opened at its position (``make_stream(step) -> (stream, steps per
+    epoch)``; building a stream reads no data)."""
+    _, steps = make_stream(0)
+    checkpointer.steps_per_epoch = steps
+    if batch >= steps:  # a checkpoint of a longer epoch (--steps_per_epoch was lowered)
+        epoch, batch = epoch + 1, 0
+    if batch and epoch < epochs:
+        checkpointer.batch_offset = batch
+        stream, _ = make_stream((epoch - phase_epoch) * steps + batch)
+        fit(stream, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - batch,
+            shuffle=False, **fit_kwargs)
+        epoch += 1
+    checkpointer.batch_offset = 0
+    if epoch < epochs:
+        stream, _ = make_stream((epoch - phase_epoch) * steps)
+        fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, shuffle=False,
+            **fit_kwargs)
+
+
 def train(config: TrainConfig, flags_text=None) -> dict:
     """Run (or resume) the training described by ``config``; returns the metrics dict.
 
     Every check (settings, data, model arguments, resume compatibility) runs before the first
     file is written; ``flags_text`` (the resolved flags) goes to ``flags.txt`` after them.
     """
+    return train_model(config, flags_text)[1]
+
+
+def train_model(config: TrainConfig, flags_text=None):
+    """:func:`train`, returning ``(trained model, metrics)``."""
     config.validate()
     strategy = get_strategy(config.strategy, config.replicas)
+    chief = is_chief(strategy)
     meta = _prepare_data(config)
     if label_kind(config) == "attributes" and config.finetune_epochs:
         raise ValueError(f"--finetune_epochs={config.finetune_epochs}: semi-supervised "
@@ -341,8 +408,7 @@ def train(config: TrainConfig, flags_text=None) -> dict:
     with strategy.scope():
         model = build_model(config, meta)
         model.compile(learning_rate=config.learning_rate, jit_compile=config.jit_compile)
-    train_ds, test_ds = _datasets(config, model, meta, strategy.num_replicas_in_sync)
-    finetune_ds = _unlabeled_dataset(config, model, meta) if config.finetune_epochs else None
+    test_ds = _test_dataset(config, meta, strategy.num_replicas_in_sync)
     attribute_model = attr.is_attribute_model(model)
     if attribute_model and meta.is_image:
         test_images, test_attributes = attribute_arrays(config, meta, _test_split(meta),
@@ -352,52 +418,79 @@ def train(config: TrainConfig, flags_text=None) -> dict:
         epoch_statistics = (attribute_arrays(config, meta, "train",
                                              max_examples=EPOCH_STATISTICS_EXAMPLES)
                             if hasattr(model, "fit_attribute_statistics") else None)
-    _prepare_workdir(config, flags_text)
+    _prepare_workdir(config, flags_text, write=chief)
+    # Non-chief workers write into a scratch directory (TF's multi-worker guide): saving may
+    # need collectives that every worker must join, but only the chief's files are kept.
+    outdir = config.workdir if chief else tempfile.mkdtemp(prefix="keras_lsvae_worker_")
+    try:
+        return model, _train_and_save(config, model, meta, strategy, test_ds, outdir,
+                                      manipulation_rows if attribute_model and meta.is_image
+                                      else None,
+                                      epoch_statistics if attribute_model and meta.is_image
+                                      else None)
+    finally:
+        if not chief:
+            shutil.rmtree(outdir, ignore_errors=True)
 
-    checkpointer = cb.Checkpointer(config.workdir)
-    state = checkpointer.restore(model)
-    initial_epoch = state["epoch"] if state else 0
-    if state and config.verbose:
-        print(f"Resuming {config.workdir} from epoch {initial_epoch}")
-    log_dir = os.path.join(config.workdir, "logs")
+
+def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation_rows,
+                    epoch_statistics):
+    verbose = config.verbose if is_chief(strategy) else 0
+    checkpointer = cb.Checkpointer(outdir, every_steps=config.checkpoint_every_steps,
+                                   restore_from=config.workdir)
+    state = None if config.restart else checkpointer.restore(model)
+    initial_epoch, initial_batch = (state["epoch"], state["batch"]) if state else (0, 0)
+    if state and verbose:
+        print(f"Resuming {config.workdir} from epoch {initial_epoch}"
+              + (f", step {initial_batch}" if initial_batch else ""))
+    log_dir = os.path.join(outdir, "logs")
     callbacks = [
         keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0),
-        cb.SampleGrid(config.workdir, config.samples_per_class, config.seed,
+        cb.SampleGrid(outdir, config.samples_per_class, config.seed,
                       log_dir=os.path.join(log_dir, "samples")),
-        cb.ToyPoints(config.workdir, seed=config.seed),
+        cb.ToyPoints(outdir, seed=config.seed),
         checkpointer,
-        cb.MetricsHistory(config.workdir),
+        cb.MetricsHistory(outdir),
     ]
-    if attribute_model and meta.is_image:
+    if manipulation_rows is not None:
         # Before the checkpointer: the statistics it refits are saved with the epoch.
         callbacks.insert(2, cb.ManipulationGrid(
-            config.workdir, *manipulation_rows, statistics=epoch_statistics,
+            outdir, *manipulation_rows, statistics=epoch_statistics,
             log_dir=os.path.join(log_dir, "manipulation")))
+    if is_multi_worker(strategy):
+        loop = StrategyLoop(model, strategy)
+        fit, evaluate = loop.fit, loop.evaluate
+    else:
+        fit, evaluate = model.fit, model.evaluate
     started = time.time()
     if initial_epoch < config.epochs:
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, shuffle=False,
-                  steps_per_epoch=config.steps_per_epoch, validation_data=test_ds,
-                  callbacks=callbacks, verbose=config.verbose)
+        _fit_phase(fit, lambda start: _train_stream(config, model, meta, start), phase_epoch=0,
+                   epoch=initial_epoch, batch=initial_batch, epochs=config.epochs,
+                   checkpointer=checkpointer, validation_data=test_ds, callbacks=callbacks,
+                   verbose=verbose)
     total_epochs = config.epochs + config.finetune_epochs
-    if finetune_ds is not None:
-        model.fit(finetune_ds, epochs=total_epochs, shuffle=False,
-                  initial_epoch=max(initial_epoch, config.epochs),
-                  steps_per_epoch=config.steps_per_epoch, callbacks=callbacks,
-                  verbose=config.verbose)
+    if config.finetune_epochs and initial_epoch < total_epochs:
+        first = max(initial_epoch, config.epochs)
+        _fit_phase(fit, lambda start: _unlabeled_stream(config, model, meta, start),
+                   phase_epoch=config.epochs, epoch=first,
+                   batch=initial_batch if first == initial_epoch else 0, epochs=total_epochs,
+                   checkpointer=checkpointer, callbacks=callbacks, verbose=verbose)
     seconds = time.time() - started
 
     if hasattr(model, "fit_attribute_statistics"):  # before saving: manipulate needs them
         attr.fit_statistics(model, *attribute_arrays(config, meta, "train",
                                                      max_examples=STATISTICS_EXAMPLES))
-    model.save(os.path.join(config.workdir, "model.keras"))
+    model.save(os.path.join(outdir, "model.keras"))
     metrics = {"model": config.model, "dataset": config.dataset, "seed": config.seed,
                "epochs": total_epochs, "resumed_from_epoch": initial_epoch,
                "train_seconds_this_session": round(seconds, 2),
                "replicas": strategy.num_replicas_in_sync, "versions": versions()}
-    history = cb.MetricsHistory(config.workdir).history
+    if initial_batch:
+        metrics["resumed_from_step_in_epoch"] = initial_batch
+    history = cb.MetricsHistory(outdir).history
     if history:
         metrics["final_epoch_logs"] = history[-1]
-    metrics.update(evaluate_model(model, config, meta, test_ds))
-    with open(os.path.join(config.workdir, "metrics.json"), "w") as f:
+    metrics.update(evaluate_model(model, config, meta, test_ds, evaluate))
+    with open(os.path.join(outdir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     return metrics

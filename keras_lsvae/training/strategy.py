@@ -4,13 +4,24 @@
 visible GPUs, or over ``num_cpu_replicas`` logical CPU devices when there is no GPU (the way the
 tests check 1 vs 2 replica parity on CPU machines). Logical CPU devices can only be configured
 before TensorFlow initialises its devices: call :func:`configure_cpu_replicas` first.
+
+``multi_worker`` is ``MultiWorkerMirroredStrategy`` over the cluster that the ``TF_CONFIG``
+environment variable describes (every worker runs the same command with its own ``task``
+index); all local GPUs of each worker are replicas. Keras 3's ``fit`` fails under it
+(keras-team/keras#20585; with Keras 3.15 / TF 2.21 it raises "Attempt to convert a value
+(PerReplica...) to a Tensor" while building the model), so the training loop drives it with its
+own ``strategy.run`` loop (`keras_lsvae.training.distributed`). Like every collective strategy
+it must be created before TensorFlow runs its first op: ``scripts/train.py`` does so first.
 """
 
 from __future__ import annotations
 
+import json
+import os
+
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def configure_cpu_replicas(count: int) -> None:
@@ -34,6 +45,7 @@ def configure_cpu_replicas(count: int) -> None:
 # interleave their collective all-reduces and abort with shape mismatches (seen when a second
 # run started in the same process).
 _MIRRORED = {}
+_MULTI_WORKER = []
 
 
 def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distribute.Strategy:
@@ -49,4 +61,39 @@ def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distrib
         if devices not in _MIRRORED:
             _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
         return _MIRRORED[devices]
+    if name == "multi_worker":
+        if not _MULTI_WORKER:  # one per process: it configures the process's collective ops
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        return _MULTI_WORKER[0]
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """True for ``MultiWorkerMirroredStrategy`` (Keras' ``fit`` does not work under it)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files: always, except on a multi-worker cluster,
+    where only the ``chief`` task does, or worker 0 when the cluster has no ``chief`` job (the
+    convention of TF's multi-worker guide). The other workers still run every save (saving
+    reads variables that may need a collective all-reduce, which every worker must join) but
+    into a scratch directory."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not is_multi_worker(strategy) or resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in (resolver.cluster_spec().as_dict() or {})
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def tf_config_summary() -> str:
+    """``worker 1 of 2`` from ``TF_CONFIG``, or "" without one (for the run's log line)."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
+    except ValueError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
+    task = config.get("task", {})
+    workers = sum(len(v) for v in config.get("cluster", {}).values())
+    return f"{task.get('type')} {task.get('index')} of {workers}" if task else ""
