@@ -387,8 +387,9 @@ def train_stream(
             lambda image, label: tf.reduce_any(tf.equal(tf.cast(label, tf.int32), keep_t)))
     if cache:
         examples = examples.cache(cache if isinstance(cache, str) else "")
-    if count is None:  # a filtered lazy source: one pass counts (and fills the cache) once
-        key = (name, split, data_dir, str(image_size), tuple(keep.tolist()),
+    if count is None:  # a lazy source of unknown size (e.g. filtered): one pass counts it once
+        key = (name, split, data_dir, str(image_size),
+               None if keep is None else tuple(keep.tolist()),
                tuple(sorted(source_options.items())))
         if key not in _COUNTED:
             _COUNTED[key] = int(examples.reduce(np.int64(0), lambda n, _: n + 1))

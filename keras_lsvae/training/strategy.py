@@ -12,6 +12,10 @@ index); all local GPUs of each worker are replicas. Keras 3's ``fit`` fails unde
 (PerReplica...) to a Tensor" while building the model), so the training loop drives it with its
 own ``strategy.run`` loop (`keras_lsvae.training.distributed`). Like every collective strategy
 it must be created before TensorFlow runs its first op: ``scripts/train.py`` does so first.
+
+``tpu`` is ``TPUStrategy`` on the TPU named by ``$TPU_NAME`` (a Cloud TPU node's name or
+address), or on the TPU VM the process runs on without it (``TPUClusterResolver(tpu="local")``).
+Untested here: the project's machines have no TPU.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def configure_cpu_replicas(count: int) -> None:
@@ -64,7 +68,16 @@ def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distrib
     if name == "multi_worker":
         if not _MULTI_WORKER:  # one per process: it configures the process's collective ops
             _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+            # It logs a line at INFO per all-reduce it builds (hundreds per traced step),
+            # which absl's handler (scripts/train.py) prints.
+            tf.get_logger().setLevel("WARNING")
         return _MULTI_WORKER[0]
+    if name == "tpu":  # untested (no TPU here); TF's TPU guide's set-up
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=os.environ.get("TPU_NAME") or "local")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
 
 
