@@ -9,7 +9,9 @@ under ``MultiWorkerMirroredStrategy``, keras-team/keras#20585) and must end with
 * the same logged epoch means and test losses as that process (metrics are averaged over the
   replicas of all workers, i.e. over the global batch);
 * files from the chief only: worker 1 gets its own ``--workdir`` here and must leave it unwritten
-  (its saves go to a scratch directory that is deleted).
+  (its saves go to a scratch directory that is deleted);
+* a refused resume when the workers would resume from different checkpoints (a ``--workdir``
+  that is not shared), instead of a hang.
 
 Lr-LiVAE on toy2d: MLP networks (no batch norm) and ``train_sampling="mode"``, so the
 comparison with one process is exact up to float noise whatever way the batch is split; the
@@ -63,8 +65,9 @@ def _free_ports(count):
     return ports
 
 
-def _run_workers(tmp_path):
-    """Start both workers, wait for both; fail with both outputs if either fails or hangs."""
+def _run_workers(tmp_path, *extra, expect_success=True):
+    """Start both workers, wait for both; fail with both outputs if either fails (or, with
+    ``expect_success=False``, succeeds) or hangs. Returns the weights, or the outputs."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = []
     for index in range(2):
@@ -74,14 +77,16 @@ def _run_workers(tmp_path):
                                          "task": {"type": "worker", "index": index}}))
         log = tempfile.TemporaryFile(mode="w+")
         process = subprocess.Popen(
-            [sys.executable, "-c", WORKER, *_argv(tmp_path / f"run_{index}", "multi_worker")],
+            [sys.executable, "-c", WORKER, *_argv(tmp_path / f"run_{index}", "multi_worker"),
+             *extra],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, text=True)
         workers.append((process, log))
-    failures = []
+    failures, hung = [], False
     for index, (process, log) in enumerate(workers):
         try:
             process.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
+            hung = True
             for other, _ in workers:
                 other.kill()
             process.wait()
@@ -93,6 +98,10 @@ def _run_workers(tmp_path):
         outputs.append(f"--- worker {index} (exit {process.returncode}) ---\n"
                        + log.read()[-5000:])
         log.close()
+    if not expect_success:
+        assert not hung and failures == [0, 1], (
+            f"expected both workers to fail (hung: {hung}):\n" + "\n".join(outputs))
+        return outputs
     assert not failures, (f"workers {failures} failed or hung (timeout {TIMEOUT} s):\n"
                           + "\n".join(outputs))
     return [list(np.load(tmp_path / f"weights_{i}.npz").values()) for i in range(2)]
@@ -140,3 +149,10 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
                                    err_msg=key)
     for key in (k for k in single if k.startswith("test_")):
         np.testing.assert_allclose(metrics[key], single[key], rtol=1e-3, atol=1e-5, err_msg=key)
+
+    # Resuming: worker 1's --workdir (not shared here) has no checkpoint while the chief's has
+    # epoch 1's. Starting over on one worker only would hang the cluster in mismatched
+    # collectives; both must stop with a message instead.
+    outputs = _run_workers(tmp_path, "--epochs=2", expect_success=False)
+    for output in outputs:
+        assert "the workers resume from different checkpoints" in output, output

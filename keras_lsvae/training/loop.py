@@ -433,6 +433,22 @@ def train_model(config: TrainConfig, flags_text=None):
             shutil.rmtree(outdir, ignore_errors=True)
 
 
+def _check_same_position(strategy, config, epoch, batch):
+    """A ValueError on every worker unless all resume from the same (epoch, step): a worker
+    that cannot see the chief's checkpoint (``--workdir`` not on a shared file system) would
+    otherwise start over and run other steps than the rest, and the cluster would hang in
+    mismatched collectives."""
+    position = tf.constant([[epoch, batch]], tf.int64)
+    positions = strategy.gather(
+        strategy.experimental_distribute_values_from_function(lambda context: position), axis=0)
+    positions = np.asarray(positions).tolist()
+    if any(p != positions[0] for p in positions):
+        raise ValueError(
+            f"--workdir={config.workdir}: the workers resume from different checkpoints "
+            f"((epoch, step) per replica: {positions}); every worker must see the chief's "
+            "--workdir at the same path (a shared file system), or pass --restart")
+
+
 def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation_rows,
                     epoch_statistics):
     verbose = config.verbose if is_chief(strategy) else 0
@@ -440,6 +456,8 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
                                    restore_from=config.workdir)
     state = None if config.restart else checkpointer.restore(model)
     initial_epoch, initial_batch = (state["epoch"], state["batch"]) if state else (0, 0)
+    if is_multi_worker(strategy):
+        _check_same_position(strategy, config, initial_epoch, initial_batch)
     if state and verbose:
         print(f"Resuming {config.workdir} from epoch {initial_epoch}"
               + (f", step {initial_batch}" if initial_batch else ""))
