@@ -259,6 +259,7 @@ def test_command_line_model_args_override_the_flagfile(tmp_path):
     (["--num_cpu_replicas=2"], "--num_cpu_replicas=2 needs --strategy=mirrored"),
     (["--batch_size=0"], "--batch_size: must be >= 1"),
     (["--steps_per_epoch=0"], "--steps_per_epoch: must be >= 1"),
+    (["--checkpoint_every_steps=0"], "--checkpoint_every_steps: must be >= 1"),
     (["--learning_rate=0"], "--learning_rate: must be > 0"),
     (["--dataset=toy2d", "--image_size=8"], "--image_size: .*points"),
     (["--dataset=toy2d", "--flip"], "--flip: .*points"),

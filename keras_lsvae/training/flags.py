@@ -33,7 +33,8 @@ def define_train_flags(flag_values=flags.FLAGS):
     flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate of every optimizer (§4.2).", **fv)
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "Distribution strategy: default "
                       "(one device), mirrored (the local GPUs, or --num_cpu_replicas CPU "
-                      "replicas), multi_worker (the cluster in $TF_CONFIG; README, 'Scale').",
+                      "replicas), multi_worker (the cluster in $TF_CONFIG), tpu ($TPU_NAME or the "
+                      "local TPU VM; untested). README, 'Scale'.",
                       **fv)
     flags.DEFINE_integer("num_cpu_replicas", None, "With --strategy=mirrored and no GPU: "
                          "logical CPU replicas (default 1).", **fv)

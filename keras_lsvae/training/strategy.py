@@ -20,7 +20,6 @@ Untested here: the project's machines have no TPU.
 
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
@@ -100,13 +99,3 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     has_chief = "chief" in (resolver.cluster_spec().as_dict() or {})
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
-
-def tf_config_summary() -> str:
-    """``worker 1 of 2`` from ``TF_CONFIG``, or "" without one (for the run's log line)."""
-    try:
-        config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
-    except ValueError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
-    task = config.get("task", {})
-    workers = sum(len(v) for v in config.get("cluster", {}).values())
-    return f"{task.get('type')} {task.get('index')} of {workers}" if task else ""
