@@ -130,6 +130,10 @@ class GaussianSample(SavesSeedStates, keras.layers.Layer):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # No weights to build. Built from the start, so that ``fit`` under a distribution
+        # strategy finds the model built and does not trace ``call`` on the inputs alone
+        # (Keras' symbolic build), which models that need their labels to reconstruct refuse.
+        self.built = True
 
     def call(self, mean, log_var, mode="sample"):
         if mode == "mode":

@@ -84,8 +84,8 @@ _RUNS = {}
 
 
 def _train(strategy, case, cache=True):
-    """(initial, final) trainable weights and the final float non-trainable ones (batch-norm
-    moving statistics) after STEPS steps of ``CASES[case]``."""
+    """(initial, final) trainable weights, the final float non-trainable ones (batch-norm
+    moving statistics) and the logged metrics after STEPS steps of ``CASES[case]``."""
     key = (case, strategy.num_replicas_in_sync)
     if cache and key in _RUNS:
         return _RUNS[key]
@@ -96,11 +96,11 @@ def _train(strategy, case, cache=True):
                                  **{**SMALL[name], **kwargs})
         model.compile()
     before = [v.numpy().copy() for v in model.trainable_variables]
-    model.fit(_batches(model, unlabeled), epochs=1, verbose=0)
+    history = model.fit(_batches(model, unlabeled), epochs=1, verbose=0).history
     after = [v.numpy().copy() for v in model.trainable_variables]
     fixed = [v.numpy().copy() for v in model.non_trainable_variables
              if v.dtype.startswith("float")]
-    _RUNS[key] = before, after, fixed
+    _RUNS[key] = before, after, fixed, {k: v[-1] for k, v in history.items()}
     return _RUNS[key]
 
 
@@ -113,16 +113,21 @@ def _norm(arrays_a, arrays_b):
 def test_two_replicas_train_like_one(case):
     two = get_strategy("mirrored", num_cpu_replicas=2)
     assert two.num_replicas_in_sync == 2
-    w0, w1, fixed1 = _train(tf.distribute.get_strategy(), case)
-    w0_two, w2, fixed2 = _train(two, case)
+    w0, w1, fixed1, logs1 = _train(tf.distribute.get_strategy(), case)
+    w0_two, w2, fixed2, logs2 = _train(two, case)
     assert _norm(w0, w0_two) == 0.0  # same initialisation
     update, difference = _norm(w1, w0), _norm(w1, w2)
     assert update > 1e-2  # the steps really moved the networks
     assert difference <= TOLERANCE * update, (
         f"{case}: ‖w1 − w2‖ = {difference:.3g} = {difference / update:.3g} ‖w1 − w0‖")
+    print(f"{case}: ‖w1 − w2‖ / ‖w1 − w0‖ = {difference / update:.2g}")  # shown with -s
     # The moving batch-norm statistics follow the global batch too.
     for a, b in zip(fixed1, fixed2):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # The logged metrics are those of the global batch (Keras averages the replicas' means).
+    assert logs1.keys() == logs2.keys()
+    for key in logs1:
+        np.testing.assert_allclose(logs2[key], logs1[key], rtol=1e-3, atol=1e-5, err_msg=key)
 
 
 def test_one_replica_runs_are_bit_identical():
