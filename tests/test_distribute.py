@@ -8,8 +8,8 @@ networks with batch norm (16×16 images: the encoders' second block and the deco
 normalise), sampling on, and every option that adds a term or a step switched on (Lr-LiVAE:
 HSIC with its linear kernel over all groups, MMD, ``adversary_steps`` > 1, the
 class-consistency term, the standardising adversary; CSVAE and CondVAE-info: HSIC, MMD,
-````adversary_steps`` > 1); Lr-LiVAE's batches also carry unlabeled images (§3.6). What makes it hold
-(keras_lsvae/layers.py, "Replica invariance"): per-replica
+``adversary_steps`` > 1); Lr-LiVAE's batches also carry unlabeled images (§3.6). What makes
+it hold (keras_lsvae/layers.py, "Replica invariance"): per-replica
 objectives divided by the replica count, batch norm over the global batch, noise drawn per
 global-batch row, batch statistics (HSIC, MMD, feature means, in-batch pairings) over the
 global batch, and no bias before a batch norm.
