@@ -234,9 +234,11 @@ def test_no_bias_right_before_a_batch_norm():
 
 
 # ----------------------------------------------------------------------- the training loop
+@pytest.mark.slow  # two train() runs: ~100 s on 2 busy cores
 def test_training_loop_gives_the_same_model_with_one_and_two_replicas(tmp_path):
     """``train(config)`` (what ``scripts/train.py --strategy=mirrored --num_cpu_replicas=N``
-    runs), 3 steps, same seed: the saved models meet the parity criterion."""
+    runs), 3 steps, same seed: the saved models meet the parity criterion (measured through
+    the CLI on configs/debug.cfg: 0.65 before issue 12's changes, 2e-6 after)."""
     from keras_lsvae.training import train
     from tests.test_training import tiny_config
 
