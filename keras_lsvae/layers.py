@@ -123,7 +123,7 @@ class GaussianSample(SavesSeedStates, keras.layers.Layer):
     so a run with a fixed seed is reproducible; its state is saved with the layer's variables;
     ε of an example does not depend on how the batch is split across replicas
     (:func:`batch_normal`);
-    ``mode="mode"`` returns μ (deterministic: export, evaluation, parity tests).
+    ``mode="mode"`` returns μ (deterministic: export, evaluation).
     """
 
     def __init__(self, seed=None, **kwargs):
