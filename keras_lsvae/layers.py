@@ -1,11 +1,32 @@
 """Layers: reparameterised Gaussian sampling and the building blocks of the networks.
 
 Layers return tensors; distributions are built inside losses (keras_lsvae.losses).
+
+Replica invariance (issue 12): training on R replicas must apply the update of one replica on
+the same global batch. Three things here serve it:
+
+* :func:`batch_normal`: sampling noise that does not depend on how the batch is split. Each
+  draw takes its seed from a seeded ``SeedGenerator`` (one ``next()`` per draw: the generator's
+  state is the step counter, saved with the model by :class:`SavesSeedStates` and identical on
+  every replica, since every replica makes the same draws in the same order) and draws the
+  noise of the **whole global batch** from that stateless seed; each replica keeps its own
+  rows. Example i of the global batch gets the same noise whatever the replica count, and on
+  one replica the values are exactly those of ``keras.random.normal(shape, seed=generator)``.
+* :func:`gather_replicas`: the global batch of a tensor (``all_gather``; its gradient sums the
+  replicas' upstream gradients and returns each replica its own rows), for the losses that are
+  statistics of the whole batch (HSIC, MMD, batch feature means, in-batch pairings), so that
+  each replica computes the global batch's value. With every replica's objective divided by R
+  and the gradients summed across replicas (``LabelSplitModel.apply_objective``), such a term
+  gets exactly the gradient of the global value.
+* :func:`batch_norm`: ``BatchNormalization(synchronized=True)``, whose training statistics are
+  those of the global batch (an all-reduce of sums and sums of squares); on one device it is an
+  ordinary batch norm (the variance as E[x²] − E[x]², identical in both cases).
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 SAMPLING_MODES = ("sample", "mode")
@@ -38,25 +59,88 @@ class SavesSeedStates:
                 generator.state.assign(store[key])
 
 
+def _replica_context():
+    """The replica context when running on more than one replica, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def replica_rows(local_size):
+    """(offset, global size) of this replica's rows in the global batch (offset 0 and the local
+    size on one replica). Replicas may hold different row counts (an uneven last batch), so
+    the sizes are gathered rather than assumed equal."""
+    context = _replica_context()
+    if context is None:
+        return 0, local_size
+    sizes = context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0)
+    offset = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+    return offset, tf.reduce_sum(sizes)
+
+
+def batch_normal(shape, seed, dtype="float32"):
+    """N(0, I) noise of ``shape`` = (B, ...) for this replica's B rows of the global batch
+    (module docstring): one draw of shape (B_global, ...) from ``seed`` (a ``SeedGenerator``,
+    advanced once, or an int), sliced to this replica's rows. Outside a multi-replica step it
+    is ``keras.random.normal(shape, seed=seed, dtype=dtype)``."""
+    context = _replica_context()
+    if context is None:
+        return keras.random.normal(shape, seed=seed, dtype=dtype)
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    local = shape[0]
+    offset, total = replica_rows(local)
+    noise = keras.random.normal(tf.concat([[total], shape[1:]], 0), seed=seed, dtype=dtype)
+    return noise[offset:offset + local]
+
+
+def gather_replicas(tensor):
+    """The global batch of ``tensor`` (replicas' rows concatenated in replica order, i.e. the
+    order of the global batch), differentiable; ``tensor`` itself on one replica."""
+    context = _replica_context()
+    if context is None:
+        return tensor
+    return context.all_gather(tensor, axis=0)
+
+
+def local_rows(global_tensor, local_size):
+    """This replica's rows of a global-batch tensor (inverse of :func:`gather_replicas`)."""
+    offset, _ = replica_rows(local_size)
+    return global_tensor[offset:offset + local_size]
+
+
+def batch_norm(**kwargs):
+    """``BatchNormalization`` of every network: momentum :data:`BN_MOMENTUM`, statistics over
+    the global batch under a distribution strategy (``synchronized=True``, module docstring)."""
+    kwargs.setdefault("momentum", BN_MOMENTUM)
+    return keras.layers.BatchNormalization(synchronized=True, **kwargs)
+
+
 class GaussianSample(SavesSeedStates, keras.layers.Layer):
     """z = μ + exp(½ log σ²) ⊙ ε with ε ~ N(0, I) (Algorithm 1 lines 13–14).
 
     ``mode="sample"`` draws ε from a seeded ``keras.random.SeedGenerator`` attached to the layer,
     so a run with a fixed seed is reproducible; its state is saved with the layer's variables;
-    ``mode="mode"`` returns μ (deterministic: export, evaluation, parity tests).
+    ε of an example does not depend on how the batch is split across replicas
+    (:func:`batch_normal`);
+    ``mode="mode"`` returns μ (deterministic: export, evaluation).
     """
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # No weights to build. Built from the start, so that ``fit`` under a distribution
+        # strategy finds the model built and does not trace ``call`` on the inputs alone
+        # (Keras' symbolic build), which models that need their labels to reconstruct refuse.
+        self.built = True
 
     def call(self, mean, log_var, mode="sample"):
         if mode == "mode":
             return mean
         if mode != "sample":
             raise ValueError(f"unknown sampling mode {mode!r}; known: {SAMPLING_MODES}")
-        noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator, dtype=mean.dtype)
+        noise = batch_normal(ops.shape(mean), self.seed_generator, dtype=mean.dtype)
         return mean + ops.exp(0.5 * log_var) * noise
 
     def get_config(self):
@@ -70,30 +154,33 @@ def maybe_spectral_norm(layer, spectral_norm: bool):
 
 def conv_block(x, filters, *, strides=2, norm=True, spectral_norm=False, activation="leaky_relu",
                name=None):
-    """Conv 4×4 (stride 2 halves H and W) → optional batch norm → activation."""
+    """Conv 4×4 (stride 2 halves H and W) → optional batch norm → activation. No bias before
+    batch norm: its gradient is analytically zero (the mean is subtracted), so float noise
+    alone would move it by full Adam steps."""
     conv = keras.layers.Conv2D(filters, 4, strides=strides, padding="same", use_bias=not norm,
                                name=None if name is None else f"{name}_conv")
     x = maybe_spectral_norm(conv, spectral_norm)(x)
     if norm:
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM,
-                                            name=None if name is None else f"{name}_bn")(x)
+        x = batch_norm(name=None if name is None else f"{name}_bn")(x)
     return keras.layers.Activation(activation)(x)
 
 
 def deconv_block(x, filters, *, norm=True, activation="relu", name=None):
-    """Transposed conv 4×4 stride 2 (doubles H and W) → optional batch norm → activation."""
+    """Transposed conv 4×4 stride 2 (doubles H and W) → optional batch norm → activation (no
+    bias before batch norm, as :func:`conv_block`)."""
     x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not norm,
                                      name=None if name is None else f"{name}_deconv")(x)
     if norm:
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM,
-                                            name=None if name is None else f"{name}_bn")(x)
+        x = batch_norm(name=None if name is None else f"{name}_bn")(x)
     return keras.layers.Activation(activation)(x)
 
 
 def dense_block(x, units, *, norm=False, spectral_norm=False, activation="leaky_relu", name=None):
-    """Dense → optional batch norm → activation (the MLPs of the toy experiments, §4.1)."""
-    dense = keras.layers.Dense(units, name=None if name is None else f"{name}_dense")
+    """Dense → optional batch norm → activation (the MLPs of the toy experiments, §4.1); no
+    bias before batch norm (:func:`conv_block`)."""
+    dense = keras.layers.Dense(units, use_bias=not norm,
+                               name=None if name is None else f"{name}_dense")
     x = maybe_spectral_norm(dense, spectral_norm)(x)
     if norm:
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = batch_norm()(x)
     return keras.layers.Activation(activation)(x)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lsvae.layers import SavesSeedStates
+from keras_lsvae.layers import SavesSeedStates, batch_normal
 
 
 class LabelSplitModel(SavesSeedStates, keras.Model):
@@ -298,9 +298,10 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
                 self.apply_objective(tape, name, objectives[name])
 
     def _normal(self, shape, seed):
-        """N(0, I) noise from the model's seeded ``sample_seed_generator``, or from ``seed``."""
-        return keras.random.normal(shape, seed=self.sample_seed_generator if seed is None
-                                   else int(seed))
+        """N(0, I) noise from the model's seeded ``sample_seed_generator``, or from ``seed``
+        (rows of the global batch if called inside a multi-replica step:
+        :func:`keras_lsvae.layers.batch_normal`)."""
+        return batch_normal(shape, self.sample_seed_generator if seed is None else int(seed))
 
     # ------------------------------------------------------------------------------ helpers
     @classmethod

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from keras_lsvae import losses as L
 from keras_lsvae import networks
-from keras_lsvae.layers import GaussianSample
+from keras_lsvae.layers import GaussianSample, batch_normal
 from keras_lsvae.models.base import LabelSplitModel
 from keras_lsvae.registry import MODELS
 
@@ -91,9 +91,9 @@ class ClassConditionalModel(LabelSplitModel):
     def _prior_noise(self, batch, training):
         """z_p ~ N(0, I) for the GAN fakes: from the model's seeded generator when training;
         evaluation draws from the fixed ``seed`` (repeatable, leaves the training stream
-        alone)."""
-        return keras.random.normal([batch, self.latent_dim],
-                                   seed=self.sample_seed_generator if training else self.seed)
+        alone). Drawn for the global batch (:func:`keras_lsvae.layers.batch_normal`)."""
+        return batch_normal([batch, self.latent_dim],
+                            self.sample_seed_generator if training else self.seed)
 
     def _split_inputs(self, inputs):
         if isinstance(inputs, dict):

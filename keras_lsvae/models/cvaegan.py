@@ -68,7 +68,7 @@ import tensorflow as tf
 
 from keras_lsvae import losses as L
 from keras_lsvae import networks
-from keras_lsvae.layers import GaussianSample
+from keras_lsvae.layers import GaussianSample, gather_replicas
 from keras_lsvae.models.cvae import ClassConditionalModel, EncoderDecoderMixin
 from keras_lsvae.registry import MODELS
 
@@ -217,9 +217,12 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
         kl = L.kl_standard_normal(posterior["mean"], posterior["log_var"])
         rec, rec_pixels = pairwise_feature_matching(images, reconstructions, d_feat[0],
                                                     d_feat[1], c_feat[0], c_feat[1])
-        gd = mean_feature_matching(d_feat[0], d_feat[2])
-        gc = classwise_mean_feature_matching(c_feat[0], c_feat[2], labels, labels,
-                                             self.num_classes)
+        # Batch means: of the global batch under a strategy (keras_lsvae.layers).
+        global_labels = gather_replicas(labels)
+        gd = mean_feature_matching(gather_replicas(d_feat[0]), gather_replicas(d_feat[2]))
+        gc = classwise_mean_feature_matching(gather_replicas(c_feat[0]),
+                                             gather_replicas(c_feat[2]), global_labels,
+                                             global_labels, self.num_classes)
         d_loss = L.discriminator_loss(d_logits[0], d_logits[1:], self.gan_loss)
         c_loss = L.adversarial_classifier_loss(c_logits, labels)
         objectives = {

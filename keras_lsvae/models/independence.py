@@ -22,12 +22,16 @@ import keras
 import tensorflow as tf
 
 from keras_lsvae import losses as L
+from keras_lsvae.layers import gather_replicas
 
 STANDARDIZE_EPSILON = 1e-6
 
 
 def hsic_term(means, labels, linear_weight=0.0, bandwidth_scales=(1.0,)):
-    """HSIC(standardise(means), labels): ``labels`` (B, K) one-hot or multi-hot, float."""
+    """HSIC(standardise(means), labels): ``labels`` (B, K) one-hot or multi-hot, float. A
+    statistic of the whole batch: under a strategy, of the global batch (every replica
+    computes the same value, :func:`keras_lsvae.layers.gather_replicas`)."""
+    means, labels = gather_replicas(means), gather_replicas(labels)
     standardized = (means - tf.reduce_mean(means, 0)) / (
         tf.math.reduce_std(means, 0) + STANDARDIZE_EPSILON)
     return L.hsic(standardized, labels, linear_weight=linear_weight,
@@ -48,7 +52,10 @@ def check_bandwidth_scales(scales):
 
 
 def mmd_term(codes, seed_generator, seed, training):
-    """MMD²(codes, N(0, I) draws): from ``seed_generator`` when training, else from ``seed``."""
+    """MMD²(codes, N(0, I) draws): from ``seed_generator`` when training, else from ``seed``.
+    Over the global batch under a strategy (the codes gathered, one draw of the global batch's
+    size, identical on every replica: :func:`keras_lsvae.layers.gather_replicas`)."""
+    codes = gather_replicas(codes)
     prior_draws = keras.random.normal(tf.shape(codes), dtype=codes.dtype,
                                       seed=seed_generator if training else seed)
     return L.mmd_to_standard_normal(codes, prior_draws)

@@ -55,7 +55,7 @@ import tensorflow as tf
 from keras_lsvae import distributions as dists
 from keras_lsvae import losses as L
 from keras_lsvae import networks
-from keras_lsvae.layers import GaussianSample
+from keras_lsvae.layers import GaussianSample, batch_normal, gather_replicas, local_rows
 from keras_lsvae.models import independence
 from keras_lsvae.models.base import LabelSplitModel
 from keras_lsvae.registry import MODELS
@@ -246,14 +246,16 @@ class LrLiVAE(LabelSplitModel):
         """z'_s ~ p(z_s|y) and z'_u ~ N(0, I) (Algorithm 1 line 21); the prior is held fixed.
 
         The noise comes from the model's seeded ``SeedGenerator`` (saved with training
-        checkpoints) and goes through the TFP component's own bijector (z = μ_y + σ_y ⊙ ε):
-        TFP's ``sample(seed=...)`` would need a stateless seed threaded in by hand."""
+        checkpoints), drawn for the global batch so that it does not depend on the replica
+        count (:func:`keras_lsvae.layers.batch_normal`), and goes through the TFP component's
+        own bijector (z = μ_y + σ_y ⊙ ε): TFP's ``sample(seed=...)`` would need a stateless
+        seed threaded in by hand."""
         components = self.prior.components(labels, stop_gradient=True)
         batch = tf.shape(labels)[0]
         if mode == "mode":
             return components.mean(), tf.zeros([batch, self.zu_dim], components.dtype)
-        eps_s = keras.random.normal([batch, self.zs_dim], seed=self.sample_seed_generator)
-        eps_u = keras.random.normal([batch, self.zu_dim], seed=self.sample_seed_generator)
+        eps_s = batch_normal([batch, self.zs_dim], self.sample_seed_generator)
+        eps_u = batch_normal([batch, self.zu_dim], self.sample_seed_generator)
         return components.bijector.forward(eps_s), eps_u
 
     def compute_gm_losses(self, images, labels, training=True):
@@ -360,8 +362,10 @@ class LrLiVAE(LabelSplitModel):
         objective; the encoders and the prior are held fixed here) to take the class from z_s
         whatever z_u carries, which is what generation (z_u ~ N(0, I)) and swaps need. Encoder^s
         runs as :meth:`_dependence_codes` runs Encoder^u: batch statistics of these images,
-        moving statistics untouched."""
-        swapped = self.decoder([z_s, tf.roll(z_u, shift=1, axis=0)], training=training)
+        moving statistics untouched. The pairing is over the global batch under a strategy
+        (image i with image i − 1 of the global batch, whatever the replica count)."""
+        rolled = local_rows(tf.roll(gather_replicas(z_u), shift=1, axis=0), tf.shape(z_u)[0])
+        swapped = self.decoder([z_s, rolled], training=training)
         images = tf.concat([samples, swapped], 0)
         encoder = self.encoder_s
         codes, _ = encoder.stateless_call(encoder.trainable_variables,

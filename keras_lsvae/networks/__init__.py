@@ -5,7 +5,9 @@ Each builder returns a functional ``keras.Model`` sized by its input: convolutio
 toy experiments of Lr-LiVAE §4.1 use 3 hidden layers of 32, 64 and 64 units, the default
 ``mlp_units`` here). Encoder heads are linear (no activation after μ and log σ², DESIGN.md);
 batch norm is used in encoders and decoders, never in the discriminator (spectral norm there is
-optional, as in the projection discriminator's paper [29]).
+optional, as in the projection discriminator's paper [29]). Every batch norm normalises with the
+statistics of the global batch under a distribution strategy, and no Dense/Conv right before
+one has a bias (:mod:`keras_lsvae.layers`, "Replica invariance").
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def build_decoder(latent_dims: Sequence[int], output_shape, *, width=32,
         base = output_shape[0] // 2**stages
         x = keras.layers.Dense(base * base * widths[0], use_bias=not norm)(x)
         if norm:
-            x = keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM)(x)
+            x = L.batch_norm()(x)
         x = keras.layers.Activation("relu")(x)
         x = keras.layers.Reshape((base, base, widths[0]))(x)
         for i, filters in enumerate(widths[1:] + [width // 2]):
@@ -155,8 +157,7 @@ def build_classifier(input_dim, num_outputs, *, hidden=(256, 256), normalize_inp
     inputs = keras.Input(shape=(int(input_dim),), name=input_name)
     x = inputs
     if normalize_inputs:
-        x = keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM, center=False, scale=False,
-                                            name=f"{name}_standardize")(x)
+        x = L.batch_norm(center=False, scale=False, name=f"{name}_standardize")(x)
     for i, units in enumerate(hidden):
         x = L.dense_block(x, units, name=f"{name}_block{i}")
     return keras.Model(inputs, keras.layers.Dense(num_outputs, name=f"{name}_out")(x), name=name)
