@@ -262,6 +262,74 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def num_replicas():
         return tf.distribute.get_strategy().num_replicas_in_sync
 
+    #: Take every shared backward pass once (:meth:`apply_backward_once`, the models'
+    #: ``train_step``). False takes each objective's gradient separately from the persistent
+    #: tape (:meth:`apply_objective`): the same updates at up to twice the backward cost
+    #: (docs/speed.md), kept as the reference that tests/test_backward_once.py compares against.
+    backward_once = True
+
+    def cut(self, tape, tensor):
+        """``tensor`` as the input of another network's pass, for :meth:`apply_backward_once`:
+        a stop-gradient copy that ``tape`` watches, so the losses behind it reach its producer
+        only through a link (``(loss, [(cut, tensor, weight)])``) with that producer's own
+        weights. Without a tape (the per-objective path, evaluation) ``tensor`` itself."""
+        if tape is None:
+            return tensor
+        copy = tf.stop_gradient(tensor)
+        tape.watch(copy)
+        return copy
+
+    def backward_once_gradients(self, tape, names, loss=None, links=()):
+        """{objective: [(gradient, variable)]} of the objectives ``names`` from one backward pass.
+
+        ``loss`` (a scalar or None) must be built so that its gradient w.r.t. each objective's
+        own variables is that objective's gradient, e.g. the sum of each distinct loss term
+        once, with graph cuts (:meth:`cut`) wherever the objectives weigh a term differently.
+        ``links`` carry the terms across the cuts: ``(term, [(cut, source, weight), ...])``
+        adds weight · ∂term/∂cut as the cotangent of ``source`` (the tensor the cut copied),
+        one backward pass through the network behind the cut per distinct term. The
+        objectives' variable lists must be disjoint (each variable has one optimizer)."""
+        variables, owner = [], []
+        per_objective = self.objective_variables()
+        for name in names:
+            variables += per_objective[name]
+            owner += [name] * len(per_objective[name])
+        if len({id(v) for v in variables}) != len(variables):
+            raise ValueError(f"objectives {list(names)} share variables: one backward pass "
+                             f"cannot give each its own gradient")
+        targets, cotangents = [], {}
+        for term, ends in links:
+            grads = tape.gradient(term, [cut for cut, _, _ in ends])
+            for (_, source, weight), grad in zip(ends, grads):
+                if grad is None:
+                    continue
+                key = source.ref()
+                cotangents[key] = cotangents.get(key, 0.0) + weight * grad
+        targets = [key.deref() for key in cotangents]
+        output_gradients = list(cotangents.values())
+        if loss is not None and not isinstance(loss, float):
+            targets.append(loss)
+            output_gradients.append(tf.ones_like(loss))
+        if not targets:
+            return {name: [] for name in names}
+        # Scale the gradients, not the loss: ops after the tape's block are not recorded.
+        scale = 1.0 / self.num_replicas()
+        grads = tape.gradient(targets, variables, output_gradients=output_gradients)
+        pairs = {name: [] for name in names}
+        for name, grad, variable in zip(owner, grads, variables):
+            if grad is not None:
+                pairs[name].append((grad * scale, variable))
+        return pairs
+
+    def apply_backward_once(self, tape, names, loss=None, links=()):
+        """Apply :meth:`backward_once_gradients`, each objective with its own optimizer (in
+        ``OBJECTIVES`` order, as :meth:`apply_updates`); an objective without a gradient does
+        not step."""
+        pairs = self.backward_once_gradients(tape, names, loss, links)
+        for name in self.OBJECTIVES:
+            if pairs.get(name):
+                self.objective_optimizers[name].apply_gradients(pairs[name])
+
     def apply_objective(self, tape, name, loss):
         """Differentiate ``loss`` w.r.t. objective ``name``'s variables only and apply it with
         that objective's optimizer, scaled for the number of replicas (module docstring)."""
@@ -292,10 +360,26 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
 
     def apply_updates(self, tape, objectives):
         """Each optimizer steps on its own objective and variables only (Lr-LiVAE Algorithm 1
-        lines 25–29; paper B's objectives likewise)."""
+        lines 25–29; paper B's objectives likewise).
+
+        With :attr:`backward_once`, objectives that are the same tensor (the VAEs' encoder and
+        decoder both minimise the negative ELBO) share one backward pass over their variables'
+        union: exact, since each variable belongs to one objective."""
+        if not self.backward_once:
+            for name in self.OBJECTIVES:
+                if name in objectives:
+                    self.apply_objective(tape, name, objectives[name])
+            return
+        groups = {}
         for name in self.OBJECTIVES:
             if name in objectives:
-                self.apply_objective(tape, name, objectives[name])
+                groups.setdefault(objectives[name].ref(), []).append(name)
+        pairs = {}
+        for key, names in groups.items():
+            pairs.update(self.backward_once_gradients(tape, names, key.deref()))
+        for name in self.OBJECTIVES:
+            if pairs.get(name):
+                self.objective_optimizers[name].apply_gradients(pairs[name])
 
     def _normal(self, shape, seed):
         """N(0, I) noise from the model's seeded ``sample_seed_generator``, or from ``seed``."""
