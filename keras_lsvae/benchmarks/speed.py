@@ -126,7 +126,7 @@ def network_forward_flops(network, batch):
     on ``batch`` examples."""
     specs = [tf.TensorSpec((batch,) + tuple(x.shape[1:]), tf.float32) for x in network.inputs]
 
-    @tf.function
+    @tf.function(autograph=False)
     def forward(*inputs):
         return network(list(inputs) if len(inputs) > 1 else inputs[0], training=True)
 
@@ -145,7 +145,8 @@ def model_flops(model, batch):
 def train_step_flops(model, batch):
     """(graph FLOPs, executed FLOPs) of ``model.train_step`` traced on ``batch``."""
     specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), batch)
-    concrete = tf.function(model.train_step).get_concrete_function(specs)
+    # As Keras runs it: without autograph (its train function is do_not_convert).
+    concrete = tf.function(model.train_step, autograph=False).get_concrete_function(specs)
     return graph_flops(concrete.graph)
 
 

@@ -540,11 +540,23 @@ class AttributeModel(LabelSplitModel):
             raise ValueError(f"{type(self).__name__}: expected (images, attributes) batches")
         return self.check_batch(data[0], data[1])
 
+    #: whether ``compute_losses`` takes ``tape`` and returns "backward" (see
+    #: :meth:`LabelSplitModel.apply_backward_once`): the models whose adversary reads the
+    #: encoder's codes in a term the adversary must not train on (CSVAE's M2, CondVAE-info's
+    #: info term).
+    links_adversary = False
+
     def train_step(self, data):
         images, attributes = self._unpack(data)
+        split = self.backward_once and self.links_adversary
         with tf.GradientTape(persistent=True) as tape:
-            result = self.compute_losses(images, attributes, training=True)
-        self.apply_updates(tape, result["objectives"])
+            result = self.compute_losses(images, attributes, training=True,
+                                         **({"tape": tape} if split else {}))
+        if split:
+            self.apply_backward_once(tape, list(result["objectives"]),
+                                     result["backward"]["loss"], result["backward"]["links"])
+        else:
+            self.apply_updates(tape, result["objectives"])
         del tape
         self.after_step(result, attributes)
         return self.track(result["logs"])
