@@ -109,15 +109,19 @@ def test_attribute_models_backward_once_apply_the_per_objective_updates(name):
     _assert_same_updates(new, reference)
 
 
-@pytest.mark.parametrize("name", ["cvae", "cvaegan", "cgan"])
-def test_paper_a_baselines_backward_once_apply_the_per_objective_updates(name):
+@pytest.mark.parametrize("name,options", [
+    ("cvae", {}), ("cgan", {}), ("cvaegan", {}),
+    ("cvaegan", dict(kl_weight=0.3, rec_weight=0.7, gd_weight=0.2, gc_weight=0.4,
+                     gan_loss="hinge", spectral_norm=True))])
+def test_paper_a_baselines_backward_once_apply_the_per_objective_updates(name, options):
     from keras import utils
 
     from keras_lsvae import models
 
     def build():
         utils.set_random_seed(0)
-        return models.get(name, input_shape=(8, 8, 1), num_classes=3, z_dim=3, width=8)
+        return models.get(name, input_shape=(8, 8, 1), num_classes=3, z_dim=3, width=8,
+                          **options)
 
     images, labels = image_batch(8)
     new, reference = _steps(build, (tf.constant(images), tf.constant(labels)))
