@@ -35,7 +35,9 @@ def test_speed_json_has_every_key_and_consistent_numbers(report):
         ms = report[f"{name}.ms_per_iter"]
         model = report[f"{name}.model_gflops_per_iter"]
         assert report[f"{name}.mfu"] == pytest.approx(model / (ms / 1e3)
-                                                      / report["matmul_peak_gflops"])
+                                                      / report[f"{name}.matmul_peak_gflops"])
+        low, high = report[f"{name}.matmul_peak_gflops_min_max"]
+        assert 0 < low <= report[f"{name}.matmul_peak_gflops"] <= high
         assert report[f"{name}.images_per_s"] == pytest.approx(
             report[f"{name}.examples_per_iter"] / (ms / 1e3))
         assert report[f"{name}.executed_over_model"] == pytest.approx(

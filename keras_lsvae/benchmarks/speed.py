@@ -19,8 +19,11 @@ attribute models get 10 one-hot attributes), in one process:
   ``train_step`` that runs, i.e. that an output or a stateful op (a variable update) depends
   on; ``<model>.graph_gflops_per_iter`` counts every op in the graph, also the gradient ops
   whose results nobody uses (TF prunes them before running; the profiler alone counts them).
-* ``matmul_peak_gflops``: the same run's median speed of a ``matmul_size``² fp32 matmul;
-  ``<model>.mfu`` = model FLOPs per second / that peak; ``<model>.executed_over_model``.
+* ``matmul_peak_gflops``: the same run's speed of a ``matmul_size``² fp32 matmul (the median
+  over the run); ``<model>.matmul_peak_gflops``: the median of the peaks measured before and
+  between that model's timed iterations (every 5), so that on a shared machine each model's MFU
+  divides by the speed available in the same minutes. ``<model>.mfu`` = model FLOPs per second
+  / ``<model>.matmul_peak_gflops``; ``<model>.executed_over_model``.
 * ``input_pipeline_images_per_s``: ``keras_lsvae.data.load`` on an npz of CIFAR-shaped uint8
   images (decode to float, shuffle, batch, as training reads it), after one epoch of warm-up;
   ``input_pipeline_over_training``: that over the fastest model's ``images_per_s``.
@@ -202,9 +205,12 @@ class RetraceCounter:
         model.train_step = counted
 
 
-def time_training(model, batch, iterations=20, warmup=3, retrace_batch=None):
-    """(median ms per iteration, retraces after warm-up) of Keras' train function on
-    ``batch``; ``retrace_batch`` (tests) runs once after warm-up to force a retrace."""
+def time_training(model, batch, iterations=20, warmup=3, retrace_batch=None, peak=None):
+    """(median ms per iteration, retraces after warm-up, [peak GFLOP/s]) of Keras' train
+    function on ``batch``; ``retrace_batch`` (tests) runs once after warm-up to force a retrace.
+    ``peak`` (a function returning GFLOP/s, e.g. :func:`matmul_peak_gflops`) is measured
+    before the timed iterations and after every 5 of them, so that MFU divides by the peak of
+    the same minutes: on a shared machine the available speed drifts."""
     counter = RetraceCounter(model)
     model.make_train_function(force=True)
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
@@ -218,12 +224,16 @@ def time_training(model, batch, iterations=20, warmup=3, retrace_batch=None):
     traced = counter.count
     if retrace_batch is not None:
         step(iter(tf.data.Dataset.from_tensors(retrace_batch)))
-    times = []
-    for _ in range(iterations):
+    times, peaks = [], []
+    for i in range(iterations):
+        if peak is not None and i % 5 == 0:
+            peaks.append(peak())
         start = time.perf_counter()
         step(iterator)
         times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times), counter.count - traced
+    if peak is not None:
+        peaks.append(peak())
+    return 1e3 * statistics.median(times), counter.count - traced, peaks
 
 
 def input_pipeline_images_per_s(image_size=32, batch_size=64, examples=4096, batches=200,
@@ -254,8 +264,9 @@ def peak_rss_mb():
 
 
 def measure_model(name, iterations=20, warmup=3, batch_size=64, image_size=32, width=32,
-                  seed=0, jit_compile=False, backward_once=True, retrace_batch_size=None):
-    """Every number of one model (module docstring) except MFU, which needs the peak."""
+                  seed=0, jit_compile=False, backward_once=True, retrace_batch_size=None,
+                  matmul_size=2048):
+    """Every number of one model (module docstring)."""
     model, batch = build(name, image_size, batch_size, width, seed=seed,
                          jit_compile=jit_compile, backward_once=backward_once)
     model_total, per_network = model_flops(model, batch_size)
@@ -263,9 +274,14 @@ def measure_model(name, iterations=20, warmup=3, batch_size=64, image_size=32, w
     retrace_batch = None
     if retrace_batch_size:
         retrace_batch = build(name, image_size, retrace_batch_size, width, seed=seed)[1]
-    ms, retraces = time_training(model, batch, iterations, warmup, retrace_batch)
+    ms, retraces, peaks = time_training(
+        model, batch, iterations, warmup, retrace_batch,
+        peak=lambda: matmul_peak_gflops(matmul_size, repeats=3))
     examples = batch_size * model.data_group
+    peak = statistics.median(peaks)
     return {"ms_per_iter": ms, "images_per_s": examples / (ms / 1e3),
+            "matmul_peak_gflops": peak, "matmul_peak_gflops_min_max": [min(peaks), max(peaks)],
+            "mfu": model_total / 1e9 / (ms / 1e3) / peak,
             "model_gflops_per_iter": model_total / 1e9,
             "executed_gflops_per_iter": executed / 1e9,
             "graph_gflops_per_iter": graph_total / 1e9,
@@ -295,14 +311,15 @@ def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, 
                                backward_once=backward_once, seed=seed,
                                scaling_batch_sizes=list(scaling_batch_sizes)),
               "versions": versions(), "cpu_count": os.cpu_count(), "targets": {}}
-    result["matmul_peak_gflops"] = peak = matmul_peak_gflops(matmul_size)
+    peaks = [matmul_peak_gflops(matmul_size)]
     targets = result["targets"]
     common = dict(iterations=iterations, warmup=warmup, image_size=image_size, width=width,
                   seed=seed, jit_compile=jit_compile, backward_once=backward_once)
     for name in names:
         numbers = measure_model(name, batch_size=batch_size,
-                                retrace_batch_size=retrace_batch_size, **common)
-        numbers["mfu"] = numbers["model_gflops_per_iter"] / (numbers["ms_per_iter"] / 1e3) / peak
+                                retrace_batch_size=retrace_batch_size,
+                                matmul_size=matmul_size, **common)
+        peaks.append(numbers["matmul_peak_gflops"])
         for key, value in numbers.items():
             result[f"{name}.{key}"] = value
         mfu_target = MFU_TARGETS.get(name, DEFAULT_MFU_TARGET)
@@ -335,6 +352,7 @@ def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, 
     targets["input_pipeline_over_training"] = {
         "target": INPUT_OVER_TRAINING_TARGET,
         "met": pipeline / fastest >= INPUT_OVER_TRAINING_TARGET}
+    result["matmul_peak_gflops"] = statistics.median(peaks)
     result["peak_rss_mb"] = peak_rss_mb()
     result["all_targets_met"] = all(t["met"] for t in targets.values())
     return result
