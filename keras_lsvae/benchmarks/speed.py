@@ -169,16 +169,23 @@ def matmul_peak_gflops(size=2048, repeats=10):
 
 
 def build(name, image_size=32, batch_size=64, width=32, num_classes=10, seed=0,
-          jit_compile=False, backward_once=True, **model_args):
-    """(compiled model, one fixed training batch) for model ``name`` on CIFAR-shaped data."""
+          jit_compile=False, backward_once=True, mixed_precision="off", **model_args):
+    """(compiled model, one fixed training batch) for model ``name`` on CIFAR-shaped data,
+    built under the ``mixed_precision`` policy ("off" = float32), as ``--mixed_precision``."""
     import keras
 
     from keras_lsvae import models
 
     keras.utils.set_random_seed(seed)
     shape = (image_size, image_size, 3)
-    model = models.get(name, input_shape=shape, num_classes=num_classes, width=width,
-                       seed=seed, **model_args)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(
+        "float32" if mixed_precision == "off" else mixed_precision)
+    try:
+        model = models.get(name, input_shape=shape, num_classes=num_classes, width=width,
+                           seed=seed, **model_args)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     model.backward_once = backward_once
     model.compile(jit_compile=jit_compile)
     rng = np.random.default_rng(seed)
@@ -265,10 +272,11 @@ def peak_rss_mb():
 
 def measure_model(name, iterations=20, warmup=3, batch_size=64, image_size=32, width=32,
                   seed=0, jit_compile=False, backward_once=True, retrace_batch_size=None,
-                  matmul_size=2048):
+                  matmul_size=2048, mixed_precision="off"):
     """Every number of one model (module docstring)."""
     model, batch = build(name, image_size, batch_size, width, seed=seed,
-                         jit_compile=jit_compile, backward_once=backward_once)
+                         jit_compile=jit_compile, backward_once=backward_once,
+                         mixed_precision=mixed_precision)
     model_total, per_network = model_flops(model, batch_size)
     graph_total, executed = train_step_flops(model, batch)
     retrace_batch = None
@@ -295,11 +303,11 @@ def measure_model(name, iterations=20, warmup=3, batch_size=64, image_size=32, w
 def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, image_size=32,
           width=32, scaling_models=("lrlivae",), scaling_batch_sizes=(32, 64, 128),
           matmul_size=2048, pipeline_batches=200, pipeline_examples=4096, jit_compile=False,
-          backward_once=True, retrace_batch_size=None):
+          backward_once=True, mixed_precision="off", retrace_batch_size=None):
     """The speed suite (module docstring). ``models`` (default: every registered model),
     ``iterations``, ``warmup``, ``batch_size``, ``image_size``, ``width``, ``matmul_size``,
-    ``pipeline_*`` and ``scaling_*`` shrink it for quick checks; ``jit_compile`` and
-    ``backward_once`` measure the switches; ``retrace_batch_size`` (tests) forces one retrace
+    ``pipeline_*`` and ``scaling_*`` shrink it for quick checks; ``jit_compile``,
+    ``mixed_precision`` and ``backward_once`` measure the switches; ``retrace_batch_size`` (tests) forces one retrace
     per model after warm-up."""
     from keras_lsvae import models as registry
     from keras_lsvae.training.loop import versions
@@ -308,13 +316,15 @@ def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, 
     result = {"settings": dict(models=names, iterations=iterations, warmup=warmup,
                                batch_size=batch_size, image_size=image_size, width=width,
                                matmul_size=matmul_size, jit_compile=jit_compile,
+                               mixed_precision=mixed_precision,
                                backward_once=backward_once, seed=seed,
                                scaling_batch_sizes=list(scaling_batch_sizes)),
               "versions": versions(), "cpu_count": os.cpu_count(), "targets": {}}
     peaks = [matmul_peak_gflops(matmul_size)]
     targets = result["targets"]
     common = dict(iterations=iterations, warmup=warmup, image_size=image_size, width=width,
-                  seed=seed, jit_compile=jit_compile, backward_once=backward_once)
+                  seed=seed, jit_compile=jit_compile, backward_once=backward_once,
+                  mixed_precision=mixed_precision)
     for name in names:
         numbers = measure_model(name, batch_size=batch_size,
                                 retrace_batch_size=retrace_batch_size,
@@ -335,7 +345,8 @@ def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, 
                 ms = (numbers["ms_per_iter"] if size == batch_size else
                       time_training(*build(name, image_size, size, width, seed=seed,
                                            jit_compile=jit_compile,
-                                           backward_once=backward_once),
+                                           backward_once=backward_once,
+                                           mixed_precision=mixed_precision),
                                     iterations, warmup)[0])
                 per_image[size] = ms / (size * numbers["examples_per_iter"] / batch_size)
                 result[f"{name}.ms_per_image_batch{size}"] = per_image[size]

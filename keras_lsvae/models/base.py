@@ -292,8 +292,9 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
 
     #: Take every shared backward pass once (:meth:`apply_backward_once`, the models'
     #: ``train_step``). False takes each objective's gradient separately from the persistent
-    #: tape (:meth:`apply_objective`): the same updates at up to twice the backward cost
-    #: (docs/speed.md), kept as the reference that tests/test_backward_once.py compares against.
+    #: tape (:meth:`apply_objective`): the same updates with shared backward passes repeated
+    #: (4–48% more executed FLOPs, docs/speed.md), kept as the reference that
+    #: tests/test_backward_once.py compares against.
     backward_once = True
 
     def loss_scale(self, names):
