@@ -53,11 +53,11 @@ def define_train_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (repeats the data); default "
                          "one pass over the training split.", **fv)
     flags.DEFINE_integer("samples_per_class", 8, "Columns of the per-epoch sample grid.", **fv)
-    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU, "
-                      "DESIGN.md).", **fv)
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (1.6-1.9x slower on "
+                      "CPU, docs/speed.md).", **fv)
     flags.DEFINE_enum("mixed_precision", "off", list(PRECISIONS), "Keras mixed-precision policy "
-                      "(mixed_float16 adds loss scaling to every optimizer); off = float32, the "
-                      "faster on CPU (docs/speed.md).", **fv)
+                      "(mixed_float16 adds loss scaling to every optimizer); off = float32, "
+                      "measured the fastest on CPU (docs/speed.md).", **fv)
     flags.DEFINE_bool("restart", False, "Start over: delete the run's checkpoints, logs, samples, "
                       "points, figures, history and results first.", **fv)
     flags.DEFINE_integer("verbose", 1, "Keras progress output: 0 silent, 1 bar, 2 one line.", **fv)
