@@ -11,7 +11,7 @@ import os
 import time
 
 # noqa: F401 below: imported to register their suites
-from keras_lsvae.benchmarks import csvae, export, lrlivae, paper_a  # noqa: F401
+from keras_lsvae.benchmarks import csvae, export, lrlivae, paper_a, speed  # noqa: F401
 from keras_lsvae.registry import BENCHMARKS
 
 

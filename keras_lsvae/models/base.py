@@ -210,22 +210,48 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     # ------------------------------------------------------------------------------ compile
     OPTIMIZERS = ("adam", "sgd")
 
-    def make_optimizer(self, name, kind, learning_rate, beta_1, beta_2):
+    def make_optimizer(self, name, kind, learning_rate, beta_1, beta_2, loss_scale=False):
+        """Objective ``name``'s optimizer; ``loss_scale`` wraps it in Keras'
+        ``LossScaleOptimizer`` (dynamic loss scaling, for float16 compute)."""
         if kind == "adam":
-            return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2,
-                                         name=f"{name}_optimizer")
-        if kind == "sgd":
-            return keras.optimizers.SGD(learning_rate, name=f"{name}_optimizer")
-        raise ValueError(f"unknown optimizer {kind!r}; known: {self.OPTIMIZERS}")
+            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                              name=f"{name}_optimizer")
+        elif kind == "sgd":
+            optimizer = keras.optimizers.SGD(learning_rate, name=f"{name}_optimizer")
+        else:
+            raise ValueError(f"unknown optimizer {kind!r}; known: {self.OPTIMIZERS}")
+        if loss_scale:
+            optimizer = keras.optimizers.LossScaleOptimizer(
+                optimizer, name=f"{name}_loss_scale_optimizer")
+        return optimizer
+
+    def float32_outputs(self):
+        """Under a mixed policy: the networks' output layers and the model's own layers
+        (samplers, priors) compute in float32, so that every loss is computed in float32
+        (Keras' mixed-precision guide: outputs in float32); the networks' other layers keep the
+        mixed policy (float16/bfloat16 compute, float32 variables)."""
+        if self.dtype_policy.compute_dtype == "float32":
+            return
+        for layer in self._flatten_layers(include_self=False, recursive=False):
+            if isinstance(layer, keras.Model) and hasattr(layer, "outputs"):
+                producers = {id(t._keras_history.operation): t._keras_history.operation
+                             for t in keras.tree.flatten(layer.outputs)}
+                for producer in producers.values():
+                    producer.dtype_policy = "float32"
+            else:
+                layer.dtype_policy = "float32"
 
     def compile(self, learning_rate=5e-4, beta_1=0.5, beta_2=0.999, learning_rates=None,
-                optimizer="adam", jit_compile=False, **kwargs):
+                optimizer="adam", jit_compile=False, auto_scale_loss=True, **kwargs):
         """One optimizer per objective (Algorithm 1 lines 25–29 give each sub-network its own),
         built here on its variable list so no variable is created inside a step.
 
         ``learning_rates`` overrides the rate per objective name (e.g. {"gm_variance": 5e-5}).
         ``optimizer`` is "adam" (the paper's) or "sgd" (its updates are proportional to the
         gradient, which the replica-parity test needs: Adam hides a gradient scale error).
+        ``auto_scale_loss`` (as in ``keras.Model.compile``): under the "mixed_float16" policy
+        every optimizer is a ``LossScaleOptimizer`` (float16 gradients underflow otherwise;
+        bfloat16 has float32's range and needs none); see :meth:`loss_scale`.
         """
         overrides = dict(learning_rates or {})
         unknown = set(overrides) - set(self.OBJECTIVES)
@@ -233,16 +259,18 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
             raise ValueError(
                 f"unknown objectives {sorted(unknown)}; known: {list(self.OBJECTIVES)}")
         self.objective_optimizers = {}
+        self.float32_outputs()
+        loss_scale = bool(auto_scale_loss) and self.dtype_policy.name == "mixed_float16"
         variables = self.objective_variables()
         for name in self.OBJECTIVES:
             instance = self.make_optimizer(name, optimizer, overrides.get(name, learning_rate),
-                                           beta_1, beta_2)
+                                           beta_1, beta_2, loss_scale)
             instance.build(variables[name])
             self.objective_optimizers[name] = instance
         self._compile_kwargs = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                                     learning_rates=overrides, optimizer=optimizer,
-                                    jit_compile=jit_compile)
-        super().compile(jit_compile=jit_compile, **kwargs)
+                                    jit_compile=jit_compile, auto_scale_loss=auto_scale_loss)
+        super().compile(jit_compile=jit_compile, auto_scale_loss=False, **kwargs)
 
     def get_compile_config(self):
         return dict(self._compile_kwargs)
@@ -262,13 +290,108 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def num_replicas():
         return tf.distribute.get_strategy().num_replicas_in_sync
 
+    #: Take every shared backward pass once (:meth:`apply_backward_once`, the models'
+    #: ``train_step``). False takes each objective's gradient separately from the persistent
+    #: tape (:meth:`apply_objective`): the same updates with shared backward passes repeated
+    #: (4–48% more executed FLOPs, docs/speed.md), kept as the reference that
+    #: tests/test_backward_once.py compares against.
+    backward_once = True
+
+    def loss_scale(self, names):
+        """The loss scale of one backward pass for the objectives ``names``: the smallest
+        current scale of their ``LossScaleOptimizer``s (None without loss scaling). The pass is
+        seeded with it (``output_gradients``: the loss times the scale, without recording an op
+        after the tape's block) and each objective's gradients are then rescaled to its own
+        optimizer's scale, which ``apply_gradients`` divides out, skipping the step and halving
+        the scale if they are not finite."""
+        scales = [self.objective_optimizers[name].dynamic_scale for name in names
+                  if isinstance(self.objective_optimizers[name],
+                                keras.optimizers.LossScaleOptimizer)]
+        if not scales:
+            return None
+        return tf.reduce_min(tf.stack([tf.convert_to_tensor(s) for s in scales]))
+
+    def cut(self, tape, tensor):
+        """``tensor`` as the input of another network's pass, for :meth:`apply_backward_once`:
+        a stop-gradient copy that ``tape`` watches, so the losses behind it reach its producer
+        only through a link (``(loss, [(cut, tensor, weight)])``) with that producer's own
+        weights. Without a tape (the per-objective path, evaluation) ``tensor`` itself."""
+        if tape is None:
+            return tensor
+        copy = tf.stop_gradient(tensor)
+        tape.watch(copy)
+        return copy
+
+    def backward_once_gradients(self, tape, names, loss=None, links=()):
+        """{objective: [(gradient, variable)]} of the objectives ``names`` from one backward pass.
+
+        ``loss`` (a scalar or None) must be built so that its gradient w.r.t. each objective's
+        own variables is that objective's gradient, e.g. the sum of each distinct loss term
+        once, with graph cuts (:meth:`cut`) wherever the objectives weigh a term differently.
+        ``links`` carry the terms across the cuts: ``(term, [(cut, source, weight), ...])``
+        adds weight · ∂term/∂cut as the cotangent of ``source`` (the tensor the cut copied),
+        one backward pass through the network behind the cut per distinct term. The
+        objectives' variable lists must be disjoint (each variable has one optimizer)."""
+        variables, owner = [], []
+        per_objective = self.objective_variables()
+        for name in names:
+            variables += per_objective[name]
+            owner += [name] * len(per_objective[name])
+        if len({id(v) for v in variables}) != len(variables):
+            raise ValueError(f"objectives {list(names)} share variables: one backward pass "
+                             f"cannot give each its own gradient")
+        seed = self.loss_scale(names)
+        cotangents = {}
+        for term, ends in links:
+            grads = tape.gradient(term, [cut for cut, _, _ in ends],
+                                  output_gradients=seed)
+            for (_, source, weight), grad in zip(ends, grads):
+                if grad is None:
+                    continue
+                key = source.ref()
+                cotangents[key] = cotangents.get(key, 0.0) + weight * grad
+        targets = [key.deref() for key in cotangents]
+        output_gradients = list(cotangents.values())
+        if loss is not None and not isinstance(loss, float):
+            targets.append(loss)
+            output_gradients.append(tf.ones_like(loss) if seed is None else seed)
+        if not targets:
+            return {name: [] for name in names}
+        grads = tape.gradient(targets, variables, output_gradients=output_gradients)
+        # Scale the gradients, not the loss: ops after the tape's block are not recorded.
+        replica_scale = 1.0 / self.num_replicas()
+        scales = {name: replica_scale for name in names}
+        if seed is not None:
+            for name in names:
+                optimizer = self.objective_optimizers[name]
+                if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                    scales[name] = replica_scale * (tf.convert_to_tensor(optimizer.dynamic_scale)
+                                                    / seed)
+                else:
+                    scales[name] = replica_scale / seed
+        pairs = {name: [] for name in names}
+        for name, grad, variable in zip(owner, grads, variables):
+            if grad is not None:
+                pairs[name].append((grad * scales[name], variable))
+        return pairs
+
+    def apply_backward_once(self, tape, names, loss=None, links=()):
+        """Apply :meth:`backward_once_gradients`, each objective with its own optimizer (in
+        ``OBJECTIVES`` order, as :meth:`apply_updates`); an objective without a gradient does
+        not step."""
+        pairs = self.backward_once_gradients(tape, names, loss, links)
+        for name in self.OBJECTIVES:
+            if pairs.get(name):
+                self.objective_optimizers[name].apply_gradients(pairs[name])
+
     def apply_objective(self, tape, name, loss):
         """Differentiate ``loss`` w.r.t. objective ``name``'s variables only and apply it with
         that objective's optimizer, scaled for the number of replicas (module docstring)."""
         variables = self.objective_variables()[name]
         # Scale the gradients, not the loss: ops after the tape's block are not recorded.
         scale = 1.0 / self.num_replicas()
-        grads = tape.gradient(loss, variables)
+        seed = self.loss_scale([name])  # loss scaling: the backward pass seeded with the scale
+        grads = tape.gradient(loss, variables, output_gradients=seed)
         pairs = [(g * scale, v) for g, v in zip(grads, variables) if g is not None]
         if pairs:
             self.objective_optimizers[name].apply_gradients(pairs)
@@ -292,10 +415,26 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
 
     def apply_updates(self, tape, objectives):
         """Each optimizer steps on its own objective and variables only (Lr-LiVAE Algorithm 1
-        lines 25–29; paper B's objectives likewise)."""
+        lines 25–29; paper B's objectives likewise).
+
+        With :attr:`backward_once`, objectives that are the same tensor (the VAEs' encoder and
+        decoder both minimise the negative ELBO) share one backward pass over their variables'
+        union: exact, since each variable belongs to one objective."""
+        if not self.backward_once:
+            for name in self.OBJECTIVES:
+                if name in objectives:
+                    self.apply_objective(tape, name, objectives[name])
+            return
+        groups = {}
         for name in self.OBJECTIVES:
             if name in objectives:
-                self.apply_objective(tape, name, objectives[name])
+                groups.setdefault(objectives[name].ref(), []).append(name)
+        pairs = {}
+        for key, names in groups.items():
+            pairs.update(self.backward_once_gradients(tape, names, key.deref()))
+        for name in self.OBJECTIVES:
+            if pairs.get(name):
+                self.objective_optimizers[name].apply_gradients(pairs[name])
 
     def _normal(self, shape, seed):
         """N(0, I) noise from the model's seeded ``sample_seed_generator``, or from ``seed``
@@ -403,11 +542,23 @@ class AttributeModel(LabelSplitModel):
             raise ValueError(f"{type(self).__name__}: expected (images, attributes) batches")
         return self.check_batch(data[0], data[1])
 
+    #: whether ``compute_losses`` takes ``tape`` and returns "backward" (see
+    #: :meth:`LabelSplitModel.apply_backward_once`): the models whose adversary reads the
+    #: encoder's codes in a term the adversary must not train on (CSVAE's M2, CondVAE-info's
+    #: info term).
+    links_adversary = False
+
     def train_step(self, data):
         images, attributes = self._unpack(data)
+        split = self.backward_once and self.links_adversary
         with tf.GradientTape(persistent=True) as tape:
-            result = self.compute_losses(images, attributes, training=True)
-        self.apply_updates(tape, result["objectives"])
+            result = self.compute_losses(images, attributes, training=True,
+                                         **({"tape": tape} if split else {}))
+        if split:
+            self.apply_backward_once(tape, list(result["objectives"]),
+                                     result["backward"]["loss"], result["backward"]["links"])
+        else:
+            self.apply_updates(tape, result["objectives"])
         del tape
         self.after_step(result, attributes)
         return self.track(result["logs"])

@@ -97,9 +97,16 @@ class CondVAEInfo(IndependenceOptions, ConditionalManipulation, GaussianVAEBase)
         rates.update(learning_rates or {})
         super().compile(learning_rate=learning_rate, learning_rates=rates, **kwargs)
 
-    def extra_losses(self, result, posterior, z, attributes, training):
+    links_adversary = True
+
+    def extra_losses(self, result, posterior, z, attributes, training, tape=None):
+        """The info term, the independence terms and the adversary's N (module docstring).
+        With ``tape`` (``backward_once``) the info term reaches the encoder through a link
+        (its adversary pass reads a cut of z), never the adversary ("backward")."""
         objectives, logs = result["objectives"], result["logs"]
-        logits = self.adversary(z, training=training)
+        loss = objectives["encoder"]
+        z_in = self.cut(tape, z)
+        logits = self.adversary(z_in, training=training)
         if self.info_loss == "cross_entropy":
             info = L.information_encoder_loss(logits, attributes)
         else:
@@ -114,6 +121,9 @@ class CondVAEInfo(IndependenceOptions, ConditionalManipulation, GaussianVAEBase)
                     adversary_accuracy=attribute_accuracy(detached_logits, attributes),
                     **independence_logs)
         result["adversary_codes"] = z
+        if tape is not None:
+            result["backward"] = {"loss": loss + penalty + self.adversary_weight * adversary,
+                                  "links": [(info, [(z_in, z, self.info_weight)])]}
 
     def after_step(self, result, attributes):
         extra_adversary_steps(

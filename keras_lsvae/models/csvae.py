@@ -200,9 +200,14 @@ class CSVAE(IndependenceOptions, AttributeModel):
         super().compile(learning_rate=learning_rate, learning_rates=rates, **kwargs)
 
     # ---------------------------------------------------------------------------- losses
-    def compute_losses(self, images, attributes, training=True):
+    links_adversary = True
+
+    def compute_losses(self, images, attributes, training=True, tape=None):
         """M1, M2 and N for one batch (§4.1) and each optimizer's objective (module
-        docstring). Returns {"objectives", "logs", "adversary_codes"}."""
+        docstring). Returns {"objectives", "logs", "adversary_codes"}; with ``tape``
+        (``backward_once``) also "backward": M2's adversary pass reads a cut of z, so M2 reaches
+        φ1 through a link and never δ, and one backward pass serves every objective
+        (:meth:`LabelSplitModel.apply_backward_once`)."""
         mode = "sample" if training else "mode"
         q_z = self.encoder_z(images, training=training)
         q_w = self.encoder_w([images, attributes], training=training)
@@ -214,7 +219,8 @@ class CSVAE(IndependenceOptions, AttributeModel):
         kl_w = L.kl_subspace_prior(q_w["mean"], q_w["log_var"],
                                    self.prior.distribution(attributes))
         m1 = self.rec_weight * rec + self.kl_w_weight * kl_w + self.kl_z_weight * kl_z
-        m2 = L.attribute_negative_entropy(self.adversary(z, training=training))
+        z_in = self.cut(tape, z)
+        m2 = L.attribute_negative_entropy(self.adversary(z_in, training=training))
         loss = self.beta1 * m1 + self.beta2 * m2
         penalty, logs = self.independence_terms(q_z["mean"], z, attributes, training)
         detached_logits = self.adversary(tf.stop_gradient(z), training=training)
@@ -223,7 +229,12 @@ class CSVAE(IndependenceOptions, AttributeModel):
                       "adversary": self.adversary_weight * adversary}
         logs.update(loss=loss, m1=m1, m2=m2, rec=rec, kl_z=kl_z, kl_w=kl_w, adversary=adversary,
                     adversary_accuracy=attribute_accuracy(detached_logits, attributes))
-        return {"objectives": objectives, "logs": logs, "adversary_codes": z}
+        result = {"objectives": objectives, "logs": logs, "adversary_codes": z}
+        if tape is not None:
+            result["backward"] = {
+                "loss": self.beta1 * m1 + penalty + self.adversary_weight * adversary,
+                "links": [(m2, [(z_in, z, self.beta2)])]}
+        return result
 
     def after_step(self, result, attributes):
         extra_adversary_steps(

@@ -190,9 +190,11 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
         return self.generator([z, one_hot], training=training)
 
     # ---------------------------------------------------------------------------- losses
-    def compute_losses(self, images, labels, training=True):
+    def compute_losses(self, images, labels, training=True, tape=None):
         """Every loss of Bao et al.'s Algorithm 1 (module docstring) and each network's
-        objective. Returns {"objectives": {name: loss}, "logs": {key: value}}."""
+        objective. Returns {"objectives": {name: loss}, "logs": {key: value}}; with ``tape``
+        (``backward_once``, :meth:`train_step`) z enters G and G's images enter D and C as
+        cuts, and "backward" holds what the single backward pass needs."""
         mode = self.train_sampling if training else "mode"
         one_hot = self.one_hot(labels)
         batch = tf.shape(images)[0]
@@ -203,9 +205,11 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
         else:
             z_prior = self._prior_noise(batch, training)
         # One generator pass for x_f and x_p (batch norm sees both, as one batch).
-        generated = self.generator([tf.concat([z, z_prior], 0), tf.concat([one_hot] * 2, 0)],
-                                   training=training)
-        reconstructions, samples = tf.split(generated, 2, axis=0)
+        z_in = self.cut(tape, z)
+        generated = self.generator([tf.concat([z_in, z_prior], 0),
+                                    tf.concat([one_hot] * 2, 0)], training=training)
+        fakes_in = self.cut(tape, generated)
+        reconstructions, samples = tf.split(fakes_in, 2, axis=0)
         everything = tf.concat([images, reconstructions, samples], 0)
         d_out = self.discriminator(everything, training=training)
         c_out = self.classifier(everything, training=training)
@@ -235,7 +239,42 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
             tf.equal(tf.argmax(c_logits, -1, output_type=labels.dtype), labels), tf.float32))
         logs = {"kl": kl, "rec": rec, "rec_pixels": rec_pixels, "d_loss": d_loss,
                 "c_loss": c_loss, "c_accuracy": accuracy, "gd": gd, "gc": gc}
-        return {"objectives": objectives, "logs": logs}
+        result = {"objectives": objectives, "logs": logs}
+        if tape is not None:
+            result["backward"] = {
+                "loss": self.kl_weight * kl + d_loss + c_loss,
+                "generator_terms": objectives["generator"], "fakes_in": fakes_in,
+                "generated": generated, "z_in": z_in, "z": z}
+        return result
+
+    def train_step(self, data):
+        """Algorithm 1 of Bao et al. (module docstring), each shared backward pass once
+        (``backward_once``): D and C take L_D and L_C on cuts of G's images; G's terms
+        (λ2 L_G + λ3 L_GD + λ4 L_GC) go back through D and C's inputs once, and their rows of
+        x_f are E's λ2 L_G cotangent as well (D and C treat each image alone, L_GD and L_GC do
+        not read x_f), which G's input gradient carries to z. One backward pass through E, G
+        (weights), D and C then applies every objective."""
+        if not self.backward_once:
+            return super().train_step(data)
+        images, labels = self._unpack(data)
+        with tf.GradientTape(persistent=True) as tape:
+            result = self.compute_losses(images, labels, training=True, tape=tape)
+        backward = result["backward"]
+        seed = self.loss_scale(self.OBJECTIVES)
+        cotangent = tape.gradient(backward["generator_terms"], backward["fakes_in"],
+                                  output_gradients=seed)
+        if seed is not None:
+            cotangent = cotangent / seed
+        rows = tf.shape(images)[0]
+        rec_rows = tf.concat([cotangent[:rows], tf.zeros_like(cotangent[rows:])], 0)
+        with tape:  # the persistent tape again: surrogates whose gradients are the cotangents
+            loss = backward["loss"] + tf.reduce_sum(tf.stop_gradient(cotangent)
+                                                    * backward["generated"])
+            encoder_side = tf.reduce_sum(tf.stop_gradient(rec_rows) * backward["generated"])
+        self.apply_backward_once(tape, self.OBJECTIVES, loss,
+                                 [(encoder_side, [(backward["z_in"], backward["z"], 1.0)])])
+        del tape
+        return self.track(result["logs"])
 
     # ---------------------------------------------------------------------- inference API
     def predict_labels(self, images, batch_size=256):

@@ -267,23 +267,44 @@ class LrLiVAE(LabelSplitModel):
             tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels), tf.float32))
         return {"gm_loss": gm, "gm_cls": cls, "gm_lkd": lkd, "gm_accuracy": accuracy}
 
-    def _discriminate(self, real, fakes, label_codes, training):
-        """One D pass over [real, *fakes] (same label codes), split back into logits."""
+    def _discriminate(self, real, fakes, label_codes, training, tape=None):
+        """One D pass over [real, *fakes] (same label codes), split back into logits. With
+        ``tape`` (:meth:`compute_losses`) the fakes enter as cuts: (logits, fake logits, cuts)."""
+        cuts = [self.cut(tape, fake) for fake in fakes]
+        fakes = cuts
         count = len(fakes) + 1
         logits = self.discriminator(
             [tf.concat([real, *fakes], 0), tf.concat([label_codes] * count, 0)],
             training=training)
         parts = tf.split(logits, count, axis=0)
+        if tape is not None:
+            return parts[0], parts[1:], cuts
         return parts[0], parts[1:]
 
     def compute_losses(self, images=None, labels=None, unlabeled=None, training=True,
-                       dependence_batch=None):
+                       dependence_batch=None, tape=None):
         """Every joint-stage loss (Algorithm 1 lines 10–24) and the objective of each optimizer
         (lines 25–29). Returns {"objectives": {name: loss}, "logs": {key: value}}.
 
         ``dependence_batch``: optional (images, labels) that join the joint batch in the HSIC
         estimate only (``hsic_all_groups``): see :meth:`_dependence_codes`.
+
+        ``tape`` (training with :attr:`backward_once`): the networks' inputs that carry terms
+        of several objectives with different weights become cuts (:meth:`cut`: z_s and z_u
+        into the decoder, x'_f and x'_p into D, the adversary's codes into ω), and the result
+        also holds "backward": {"loss", "links"} for :meth:`apply_backward_once`: each term
+        once, at the weight of the one objective it reaches within its network pass (L_rec at
+        θ's weight, L_D^adv for θ_d, L_C^adv for ω, L_lkd for ψ, L_kl, HSIC, MMD for φ, the
+        consistency term for θ), and the links that carry L_rec to ψ (λ_rec) and φ
+        (λ_rec^u), L_GD^adv to θ through D, and L_E^adv to φ through ω. Every network pass is
+        then differentiated once per distinct cotangent: the decoder's x'_f pass twice
+        (L_rec alone to the encoders; L_rec + L_GD^adv to θ) and D twice (L_D^adv to θ_d;
+        L_GD^adv to its inputs). The per-objective gradients built three backward passes of
+        the decoder, of which TF pruned the unused parts: 4% more executed FLOPs, 69% more
+        graph (docs/speed.md).
         """
+        backward = {"loss": [], "links": []}
+        cut = lambda tensor: self.cut(tape, tensor)  # noqa: E731
         mode = self.train_sampling if training else "mode"
         objectives = {k: 0.0 for k in ("encoder_s", "encoder_u", "decoder", "discriminator")}
         logs = {}
@@ -297,13 +318,20 @@ class LrLiVAE(LabelSplitModel):
             z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
             kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
             adversary_codes = z_u if self.adversary_input == "sample" else enc_u["mean"]
-            class_logits = self.latent_classifier(adversary_codes, training=training)
+            codes_in = cut(adversary_codes)
+            class_logits = self.latent_classifier(codes_in, training=training)
             adv_encoder = L.adversarial_encoder_loss(class_logits)
             adv_classifier = L.adversarial_classifier_loss(class_logits, labels)
             z_s = self.encoder_s(images, training=training)["z_s"]
             lkd = L.likelihood_loss(z_s, self.prior.components(labels))
-            reconstructions = self.decoder([z_s, z_u], training=training)
+            z_s_in, z_u_in = cut(z_s), cut(z_u)
+            reconstructions = self.decoder([z_s_in, z_u_in], training=training)
             rec = L.reconstruction_loss(images, reconstructions)
+            backward["loss"] += [adv_classifier, self.lkd_weight * lkd, self.kl_weight * kl,
+                                 self.rec_weight * rec]
+            backward["links"] += [
+                (adv_encoder, [(codes_in, adversary_codes, self.adv_weight)]),
+                (rec, [(z_s_in, z_s, self.rec_weight), (z_u_in, z_u, self.zu_rec_weight)])]
             objectives["encoder_s"] += self.rec_weight * rec + self.lkd_weight * lkd
             objectives["encoder_u"] += (self.adv_weight * adv_encoder + self.kl_weight * kl
                                         + self.zu_rec_weight * rec)
@@ -314,6 +342,7 @@ class LrLiVAE(LabelSplitModel):
                     dependence_means, tf.one_hot(dependence_labels, self.num_classes),
                     self.hsic_linear_weight, self.hsic_bandwidth_scales)
                 objectives["encoder_u"] += self.hsic_weight * dependence
+                backward["loss"].append(self.hsic_weight * dependence)
                 logs["hsic"] = dependence
             if self.mmd_weight > 0:
                 # Evaluation draws from a fixed seed: it must leave the generator's state (and
@@ -321,6 +350,7 @@ class LrLiVAE(LabelSplitModel):
                 mmd = independence.mmd_term(z_u, self.sample_seed_generator, self.seed,
                                             training)
                 objectives["encoder_u"] += self.mmd_weight * mmd
+                backward["loss"].append(self.mmd_weight * mmd)
                 logs["mmd"] = mmd
             objectives["decoder"] += self.rec_weight * rec
             logs.update(rec=rec, kl=kl, lkd=lkd, adv_encoder=adv_encoder,
@@ -335,20 +365,30 @@ class LrLiVAE(LabelSplitModel):
             if self.consistency_weight > 0:
                 consistency = self._class_consistency(samples, z_s, z_u, labels, training)
                 objectives["decoder"] += self.consistency_weight * consistency
+                backward["loss"].append(self.consistency_weight * consistency)
                 logs["consistency"] = consistency
             if self.gan_weight > 0:
                 codes = tf.one_hot(labels, self.num_classes)
-                real_logits, fake_logits = self._discriminate(images, [reconstructions, samples],
-                                                              codes, training)
+                fakes = [reconstructions, samples]
+                real_logits, fake_logits, *fake_cuts = self._discriminate(
+                    images, fakes, codes, training, tape)
                 d_loss = L.discriminator_loss(real_logits, fake_logits, self.gan_loss)
                 g_loss = L.generator_loss(fake_logits, self.gan_loss)
                 objectives["decoder"] += self.gan_weight * g_loss
                 objectives["discriminator"] += d_loss
+                backward["loss"].append(d_loss)
+                if fake_cuts:
+                    backward["links"].append((g_loss, [(c, f, self.gan_weight) for c, f in
+                                                       zip(fake_cuts[0], fakes)]))
                 logs.update(d_loss=d_loss, g_loss=g_loss)
         if unlabeled is not None:
-            logs.update(self._unlabeled_losses(unlabeled, objectives, training, mode))
+            logs.update(self._unlabeled_losses(unlabeled, objectives, training, mode, tape,
+                                               backward))
         objectives = {k: v for k, v in objectives.items() if not isinstance(v, float)}
         result = {"objectives": objectives, "logs": logs}
+        if tape is not None:
+            result["backward"] = {"loss": tf.add_n(backward["loss"]) if backward["loss"]
+                                  else None, "links": backward["links"]}
         if images is not None:
             result["adversary_codes"] = adversary_codes
         return result
@@ -365,10 +405,14 @@ class LrLiVAE(LabelSplitModel):
         moving statistics untouched. The pairing is over the global batch under a strategy
         (image i with image i − 1 of the global batch, whatever the replica count)."""
         rolled = local_rows(tf.roll(gather_replicas(z_u), shift=1, axis=0), tf.shape(z_u)[0])
-        swapped = self.decoder([z_s, rolled], training=training)
+        # Stop-gradients: only θ's objective holds this term (and one backward pass over every
+        # objective's variables, apply_backward_once, must not carry it to ψ or φ).
+        swapped = self.decoder([tf.stop_gradient(z_s), tf.stop_gradient(rolled)],
+                               training=training)
         images = tf.concat([samples, swapped], 0)
         encoder = self.encoder_s
-        codes, _ = encoder.stateless_call(encoder.trainable_variables,
+        codes, _ = encoder.stateless_call([tf.stop_gradient(v) for v in
+                                           encoder.trainable_variables],
                                           encoder.non_trainable_variables, images,
                                           training=training)
         logits = L.gm_logits(codes["z_s"], self.prior.components(stop_gradient=True))
@@ -389,28 +433,39 @@ class LrLiVAE(LabelSplitModel):
                                             training=training)
         return outputs["mean"]
 
-    def _unlabeled_losses(self, images, objectives, training, mode):
+    def _unlabeled_losses(self, images, objectives, training, mode, tape=None, backward=None):
         """§3.6: unlabeled images; z_s is pulled to N(μ_t, Σ_t) of Eq. 11 (no L_GM, L_E^adv,
-        L_C^adv). Adds to ``objectives`` in place and returns the log values."""
+        L_C^adv). Adds to ``objectives`` (and, with ``tape``, to ``backward``: see
+        :meth:`compute_losses`) in place and returns the log values."""
         enc_u = self.encoder_u(images, training=training)
         z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
         kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
         z_s = self.encoder_s(images, training=training)["z_s"]
         lkd = L.likelihood_loss(z_s, self.prior.moment_matched(stop_gradient=True))
-        reconstructions = self.decoder([z_s, z_u], training=training)
+        z_s_in, z_u_in = self.cut(tape, z_s), self.cut(tape, z_u)
+        reconstructions = self.decoder([z_s_in, z_u_in], training=training)
         rec = L.reconstruction_loss(images, reconstructions)
+        if tape is not None:
+            backward["loss"] += [self.lkd_weight * lkd, self.kl_weight * kl,
+                                 self.rec_weight * rec]
+            backward["links"].append(
+                (rec, [(z_s_in, z_s, self.rec_weight), (z_u_in, z_u, self.zu_rec_weight)]))
         objectives["encoder_s"] += self.rec_weight * rec + self.lkd_weight * lkd
         objectives["encoder_u"] += self.kl_weight * kl + self.zu_rec_weight * rec
         objectives["decoder"] += self.rec_weight * rec
         logs = {"u_rec": rec, "u_kl": kl, "u_lkd": lkd}
         if self.gan_weight > 0:
             no_label = tf.zeros([tf.shape(images)[0], self.num_classes])
-            real_logits, fake_logits = self._discriminate(images, [reconstructions], no_label,
-                                                          training)
+            real_logits, fake_logits, *fake_cuts = self._discriminate(
+                images, [reconstructions], no_label, training, tape)
             d_loss = L.discriminator_loss(real_logits, fake_logits, self.gan_loss)
             g_loss = L.generator_loss(fake_logits, self.gan_loss)
             objectives["decoder"] += self.gan_weight * g_loss
             objectives["discriminator"] += d_loss
+            if tape is not None:
+                backward["loss"].append(d_loss)
+                backward["links"].append(
+                    (g_loss, [(fake_cuts[0][0], reconstructions, self.gan_weight)]))
             logs.update(u_d_loss=d_loss, u_g_loss=g_loss)
         return logs
 
@@ -469,16 +524,24 @@ class LrLiVAE(LabelSplitModel):
                 gm_images, gm_labels = stages[k % len(stages)]
                 with tf.GradientTape(persistent=True) as tape:
                     gm_logs = self.compute_gm_losses(gm_images, gm_labels, training=True)
-                self.apply_objective(tape, "gm", gm_logs["gm_loss"])
-                self.apply_objective(tape, "gm_variance", gm_logs["gm_loss"])
+                if self.backward_once:  # both optimizers step on L_GM: one backward pass
+                    self.apply_backward_once(tape, ("gm", "gm_variance"), gm_logs["gm_loss"])
+                else:
+                    self.apply_objective(tape, "gm", gm_logs["gm_loss"])
+                    self.apply_objective(tape, "gm_variance", gm_logs["gm_loss"])
                 del tape
                 logs.update(gm_logs)
             images, labels = stages[-1]
         unlabeled = self._ungroup(unlabeled)
         with tf.GradientTape(persistent=True) as tape:  # joint stage: lines 10–24
             result = self.compute_losses(images, labels, unlabeled, training=True,
-                                         dependence_batch=dependence_batch)
-        self.apply_updates(tape, result["objectives"])
+                                         dependence_batch=dependence_batch,
+                                         tape=tape if self.backward_once else None)
+        if self.backward_once:  # lines 25–29, each shared backward pass once
+            self.apply_backward_once(tape, list(result["objectives"]),
+                                     result["backward"]["loss"], result["backward"]["links"])
+        else:
+            self.apply_updates(tape, result["objectives"])
         del tape
         if labels is not None:
             self._extra_adversary_steps(tf.stop_gradient(result["adversary_codes"]), labels)

@@ -110,8 +110,9 @@ class GaussianVAEBase(AttributeModel):
         return [z, attributes] if self.condition_decoder else [z]
 
     # ------------------------------------------------------------------------------ losses
-    def compute_losses(self, images, attributes, training=True):
-        """Eq. 1 (VAE) / Eq. 2 (CondVAE) for one batch, plus :meth:`extra_losses`."""
+    def compute_losses(self, images, attributes, training=True, tape=None):
+        """Eq. 1 (VAE) / Eq. 2 (CondVAE) for one batch, plus :meth:`extra_losses` (``tape``:
+        see CondVAE-info's)."""
         posterior = self.encoder(self._encoder_inputs(images, attributes), training=training)
         z = self.sampler(posterior["mean"], posterior["log_var"],
                          mode="sample" if training else "mode")
@@ -122,7 +123,8 @@ class GaussianVAEBase(AttributeModel):
         objectives = {"encoder": loss, "decoder": loss}
         logs = {"loss": loss, "rec": rec, "kl_z": kl_z}
         result = {"objectives": objectives, "logs": logs}
-        self.extra_losses(result, posterior, z, attributes, training)
+        self.extra_losses(result, posterior, z, attributes, training,
+                          **({"tape": tape} if tape is not None else {}))
         return result
 
     def extra_losses(self, result, posterior, z, attributes, training):

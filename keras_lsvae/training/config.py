@@ -15,6 +15,8 @@ import os
 import re
 from typing import Any, Dict, Optional, Tuple
 
+PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
+
 #: Where runs go when no --workdir is given: ``runs/<config stem>`` or ``runs/<model>_<data>``.
 DEFAULT_RUNS_DIR = "runs"
 
@@ -45,6 +47,9 @@ class TrainConfig:
     checkpoint_every_steps: Optional[int] = None
     samples_per_class: int = 8
     jit_compile: bool = False
+    #: Keras dtype policy of the networks: "off" (float32), "mixed_float16" (with loss scaling
+    #: for every optimizer) or "mixed_bfloat16"; measured defaults in docs/speed.md.
+    mixed_precision: str = "off"
     restart: bool = False
     verbose: int = 1
 
@@ -89,6 +94,9 @@ class TrainConfig:
             raise ValueError(f"--learning_rate: must be > 0, got {self.learning_rate}")
         if self.finetune_epochs < 0:
             raise ValueError(f"--finetune_epochs: must be >= 0, got {self.finetune_epochs}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"--mixed_precision: must be one of {', '.join(PRECISIONS)}, got "
+                             f"{self.mixed_precision!r}")
         if self.verbose not in (0, 1, 2):
             raise ValueError(f"--verbose: must be 0, 1 or 2, got {self.verbose}")
         if self.num_cpu_replicas is not None and self.strategy != "mirrored":

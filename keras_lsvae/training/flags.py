@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from absl import flags
 
-from keras_lsvae.training.config import (TrainConfig, default_workdir, parse_classes,
+from keras_lsvae.training.config import (PRECISIONS, TrainConfig, default_workdir, parse_classes,
                                          parse_model_args)
 from keras_lsvae.training.strategy import STRATEGIES
 
@@ -60,8 +60,11 @@ def define_train_flags(flag_values=flags.FLAGS):
                          "(default: after each epoch only); an interrupted run loses at most "
                          "the last interval.", **fv)
     flags.DEFINE_integer("samples_per_class", 8, "Columns of the per-epoch sample grid.", **fv)
-    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU, "
-                      "DESIGN.md).", **fv)
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (1.6-1.9x slower on "
+                      "CPU, docs/speed.md).", **fv)
+    flags.DEFINE_enum("mixed_precision", "off", list(PRECISIONS), "Keras mixed-precision policy "
+                      "(mixed_float16 adds loss scaling to every optimizer); off = float32, "
+                      "measured the fastest on CPU (docs/speed.md).", **fv)
     flags.DEFINE_bool("restart", False, "Start over: delete the run's checkpoints, logs, samples, "
                       "points, figures, history and results first.", **fv)
     flags.DEFINE_integer("verbose", 1, "Keras progress output: 0 silent, 1 bar, 2 one line.", **fv)
@@ -95,6 +98,7 @@ def config_from_flags(values, flagfile: Optional[str] = None) -> TrainConfig:
         finetune_epochs=values.finetune_epochs, steps_per_epoch=values.steps_per_epoch,
         checkpoint_every_steps=values.checkpoint_every_steps,
         samples_per_class=values.samples_per_class, jit_compile=values.jit_compile,
+        mixed_precision=values.mixed_precision,
         restart=values.restart, verbose=values.verbose).validate()
 
 

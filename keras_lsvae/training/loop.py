@@ -405,9 +405,15 @@ def train_model(config: TrainConfig, flags_text=None):
                          f"fine-tuning (Lr-LiVAE §3.6) is not defined for --model={config.model}"
                          " (it trains on labeled attribute vectors only)")
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        model = build_model(config, meta)
-        model.compile(learning_rate=config.learning_rate, jit_compile=config.jit_compile)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(
+        "float32" if config.mixed_precision == "off" else config.mixed_precision)
+    try:  # the model's layers keep the policy they were built with; the process's is restored
+        with strategy.scope():
+            model = build_model(config, meta)
+            model.compile(learning_rate=config.learning_rate, jit_compile=config.jit_compile)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     test_ds = _test_dataset(config, meta, strategy.num_replicas_in_sync)
     attribute_model = attr.is_attribute_model(model)
     if attribute_model and meta.is_image:
