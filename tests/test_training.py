@@ -257,6 +257,8 @@ def test_command_line_model_args_override_the_flagfile(tmp_path):
     (["--model_arg=zs_dimension=3"], "--model_arg: unknown \\['zs_dimension'\\]"),
     (["--model_arg=gan_loss=wasserstein"], "--model=lrlivae with --model_arg.*gan_loss"),
     (["--num_cpu_replicas=2"], "--num_cpu_replicas=2 needs --strategy=mirrored"),
+    (["--strategy=mirrored", "--num_cpu_replicas=2", "--jit_compile"],
+     "--jit_compile does not work with --num_cpu_replicas=2"),
     (["--batch_size=0"], "--batch_size: must be >= 1"),
     (["--steps_per_epoch=0"], "--steps_per_epoch: must be >= 1"),
     (["--checkpoint_every_steps=0"], "--checkpoint_every_steps: must be >= 1"),

@@ -216,8 +216,11 @@ def test_csvae_run_draws_paper_b_figures_with_their_layouts(csvae_run, tmp_path)
     assert len(xs) == len(ys) == num_steps
     for r, c in ((0, 0), (1, 2), (2, 1), (0, 2)):
         k = np.flatnonzero((points[:, 0] == xs[c]) & (points[:, 1] == ys[num_steps - 1 - r]))
+        # 2/255: the PNG's 8-bit quantisation (up to 1/255 through matplotlib's 256-entry gray
+        # lookup table) plus float differences between decoding the figure's batch and this one
+        # point (1 pixel of 64 reached 1.5/255 + 4e-6 after issue 12's data-order change).
         np.testing.assert_allclose(_tile(grid_path(paths["fig3_w_grid_3"]), r, c),
-                                   np.clip(decoded[k[0], ..., 0], 0, 1), atol=1.5 / 255)
+                                   np.clip(decoded[k[0], ..., 0], 0, 1), atol=2 / 255)
 
 
 def test_condvae_run_draws_scaled_manipulations(tmp_path_factory):

@@ -103,6 +103,12 @@ class TrainConfig:
             raise ValueError(f"--num_cpu_replicas={self.num_cpu_replicas} needs "
                              f"--strategy=mirrored (it would be ignored with "
                              f"--strategy={self.strategy})")
+        if self.jit_compile and (self.num_cpu_replicas or 1) > 1:
+            # XLA refuses the variables of the other logical CPU devices ("resource ... located
+            # in device CPU:1 from device CPU:0"): fail before anything is built.
+            raise ValueError(f"--jit_compile does not work with --num_cpu_replicas="
+                             f"{self.num_cpu_replicas} (XLA cannot use variables placed on other "
+                             "logical CPU devices); drop one of them")
         if self.finetune_epochs > 0 and not self.unlabeled_dataset:
             raise ValueError(f"--finetune_epochs={self.finetune_epochs} needs "
                              "--unlabeled_dataset (the unlabeled images of §3.6)")
