@@ -172,6 +172,37 @@ def _to_float(image, label):
     return image, label
 
 
+def _checked_source(name, split, batch_size, group, data_dir, image_size, flip, classes,
+                    source_options):
+    """(source, its info, the kept class ids or None) after checking the arguments that
+    `load` and `train_stream` share (named ValueErrors), before any download."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(group) < 1:
+        raise ValueError(f"group must be >= 1, got {group}")
+    source = get_source(name, data_dir=data_dir, image_size=image_size, **source_options)
+    meta = source.info
+    source.check_split(split)
+    if flip and not meta.is_image:
+        raise ValueError(f"{meta.name}: flip=True needs images, but this data set holds points")
+    keep = None if classes is None else _check_classes(classes, meta)
+    return source, meta, keep
+
+
+def _kept_examples(source, split, keep, cache):
+    """The split's (image, label) examples, only the ``keep`` classes (None: all), cached in
+    memory (``cache`` True) or in the file ``cache`` names (shared by `load` and
+    `train_stream`)."""
+    examples = source.examples(split)
+    if keep is not None:
+        keep_t = tf.constant(keep)
+        examples = examples.filter(
+            lambda image, label: tf.reduce_any(tf.equal(tf.cast(label, tf.int32), keep_t)))
+    if cache:
+        examples = examples.cache(cache if isinstance(cache, str) else "")
+    return examples
+
+
 def load(
     name: str,
     split: str = "train",
@@ -224,17 +255,9 @@ def load(
         ValueError: a bad argument (named), or a split too small to give one batch.
         FileNotFoundError: see `prepare`.
     """
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if int(group) < 1:
-        raise ValueError(f"group must be >= 1, got {group}")
     batch_size, group = int(batch_size), int(group)
-    source = get_source(name, data_dir=data_dir, image_size=image_size, **source_options)
-    meta = source.info
-    source.check_split(split)
-    if flip and not meta.is_image:
-        raise ValueError(f"{meta.name}: flip=True needs images, but this data set holds points")
-    keep = None if classes is None else _check_classes(classes, meta)
+    source, meta, keep = _checked_source(name, split, batch_size, group, data_dir, image_size,
+                                         flip, classes, source_options)
     is_train = split == "train"
     shuffle = is_train if shuffle is None else bool(shuffle)
     drop_remainder = is_train if drop_remainder is None else bool(drop_remainder)
@@ -243,13 +266,7 @@ def load(
     _check_enough_examples(meta, split, _count_examples(source, split, keep), batch_size, group,
                            drop_remainder, bool(repeat), keep)
 
-    ds = source.examples(split)
-    if keep is not None:
-        keep_t = tf.constant(keep)
-        ds = ds.filter(
-            lambda image, label: tf.reduce_any(tf.equal(tf.cast(label, tf.int32), keep_t)))
-    if cache:
-        ds = ds.cache(cache if isinstance(cache, str) else "")
+    ds = _kept_examples(source, split, keep, cache)
     ds = ds.map(_to_float, num_parallel_calls=AUTOTUNE)
     if shuffle:
         if shuffle_buffer is None:
@@ -363,30 +380,16 @@ def train_stream(
         ``(dataset, batches_per_pass)``; ``batches_per_pass`` is the number of steps of one epoch
         when ``continuous`` is False.
     """
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if int(group) < 1:
-        raise ValueError(f"group must be >= 1, got {group}")
     if int(start_step) < 0:
         raise ValueError(f"start_step must be >= 0, got {start_step}")
     batch_size, group, start_step = int(batch_size), int(group), int(start_step)
-    source = get_source(name, data_dir=data_dir, image_size=image_size, **source_options)
-    meta = source.info
-    source.check_split(split)
-    if flip and not meta.is_image:
-        raise ValueError(f"{meta.name}: flip=True needs images, but this data set holds points")
-    keep = None if classes is None else _check_classes(classes, meta)
+    source, meta, keep = _checked_source(name, split, batch_size, group, data_dir, image_size,
+                                         flip, classes, source_options)
     source.prepare(download=bool(download))
     count = _count_examples(source, split, keep)
     _check_enough_examples(meta, split, count, batch_size, group, True, continuous, keep)
 
-    examples = source.examples(split)
-    if keep is not None:
-        keep_t = tf.constant(keep)
-        examples = examples.filter(
-            lambda image, label: tf.reduce_any(tf.equal(tf.cast(label, tf.int32), keep_t)))
-    if cache:
-        examples = examples.cache(cache if isinstance(cache, str) else "")
+    examples = _kept_examples(source, split, keep, cache)
     if count is None:  # a lazy source of unknown size (e.g. filtered): one pass counts it once
         key = (name, split, data_dir, str(image_size),
                None if keep is None else tuple(keep.tolist()),
