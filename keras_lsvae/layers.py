@@ -18,9 +18,11 @@ the same global batch. Three things here serve it:
   each replica computes the global batch's value. With every replica's objective divided by R
   and the gradients summed across replicas (``LabelSplitModel.apply_objective``), such a term
   gets exactly the gradient of the global value.
-* :func:`batch_norm`: ``BatchNormalization(synchronized=True)``, whose training statistics are
-  those of the global batch (an all-reduce of sums and sums of squares); on one device it is an
-  ordinary batch norm (the variance as E[x²] − E[x]², identical in both cases).
+* :func:`batch_norm`: :class:`BatchNormalization`, Keras' ``BatchNormalization(synchronized=
+  True)`` whose training statistics are those of the global batch (an all-reduce of sums and
+  sums of squares) on more than one replica; on one replica, where no all-reduce is needed, it
+  runs TF's fused kernel (the same batch norm up to float32 rounding, issue 12: the unfused
+  element-wise ops and their gradients took 15% of Lr-LiVAE's op time).
 """
 
 from __future__ import annotations
@@ -109,11 +111,62 @@ def local_rows(global_tensor, local_size):
     return global_tensor[offset:offset + local_size]
 
 
+@keras.saving.register_keras_serializable(package="keras_lsvae")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Keras' ``BatchNormalization`` (same arguments, variables and results) whose step runs
+    TF's fused kernel (``FusedBatchNormV3``, training and inference) wherever Keras' own
+    element-wise ops are not needed: outside a multi-replica step (no strategy, one replica
+    in sync, or the cross-replica context, where Keras' ``synchronized`` moments are local
+    too), on rank-4 channels-last float inputs without mask or renorm. Elsewhere, i.e. under
+    more than one replica (``synchronized``: the global batch's moments by all-reduce,
+    tests/test_distribute.py), it is Keras' layer unchanged.
+
+    Exactness (tests/test_layers_bn.py): as Keras, the inputs are normalised in float32 (cast
+    up under a mixed precision policy, the output cast back) and the moving variance averages
+    the *biased* batch variance; the fused kernel returns the unbiased one
+    (n / (n − 1) × biased, n = B·H·W; tensorflow/tensorflow#55545), so the update scales it
+    back. Rank-2 (Dense) inputs stay unfused: they are the MLPs' and the latent classifier's
+    (B, ≤ 256) activations, where there is nothing to gain.
+
+    Named as Keras' class because Keras' weight files address a model's layers by their class
+    name in snake case (``layers/batch_normalization_N/vars``, ``saving_lib``): weight files
+    (``ckpt.weights.h5``) written before this layer existed load into networks built with it;
+    ``.keras`` files of that time hold Keras' class and load as they did."""
+
+    def _fusable(self, inputs, mask):
+        return (mask is None and not self.renorm and len(inputs.shape) == 4
+                and self.axis in (-1, 3) and _replica_context() is None
+                and keras.backend.result_type(inputs.dtype, "float32") == "float32")
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        channels = x.shape[-1]
+        gamma = self.gamma.value if self.scale else tf.ones([channels], tf.float32)
+        beta = self.beta.value if self.center else tf.zeros([channels], tf.float32)
+        if training and self.trainable:
+            y, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, epsilon=self.epsilon, is_training=True)
+            count = tf.cast(tf.size(x) // channels, tf.float32)
+            variance = unbiased_variance * ((count - 1.0) / tf.maximum(count, 1.0))
+            self.moving_mean.assign(self.moving_mean * self.momentum
+                                    + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum
+                                        + variance * (1.0 - self.momentum))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, mean=self.moving_mean.value,
+                variance=self.moving_variance.value, epsilon=self.epsilon, is_training=False)
+        return tf.cast(y, self.compute_dtype)
+
+
 def batch_norm(**kwargs):
-    """``BatchNormalization`` of every network: momentum :data:`BN_MOMENTUM`, statistics over
-    the global batch under a distribution strategy (``synchronized=True``, module docstring)."""
+    """:class:`BatchNormalization` of every network: momentum :data:`BN_MOMENTUM`, statistics
+    over the global batch under a distribution strategy (``synchronized=True``, module
+    docstring), TF's fused kernel on one replica."""
     kwargs.setdefault("momentum", BN_MOMENTUM)
-    return keras.layers.BatchNormalization(synchronized=True, **kwargs)
+    return BatchNormalization(synchronized=True, **kwargs)
 
 
 class GaussianSample(SavesSeedStates, keras.layers.Layer):
