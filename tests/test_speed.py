@@ -15,12 +15,26 @@ from tests.helpers import image_batch, tiny_lrlivae
 
 TINY = dict(iterations=2, warmup=1, batch_size=8, image_size=8, width=8, matmul_size=128,
             pipeline_batches=3, pipeline_examples=64, scaling_batch_sizes=(4, 8))
+# The digits run of the resident-memory numbers at its smallest (1 s per epoch: its callbacks
+# and evaluation): measured on its own below; the suite's fixture gets fixed numbers.
+TINY_DIGITS_RUN = dict(steps_per_epoch=1, batch_size=8, model_args={"width": 8})
+RSS_MB = {2: 1000.0, 10: 1040.0}
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("speed")
-    run_suite("speed", str(out), models=["lrlivae", "cvae"], **TINY)
+    runs = []
+
+    def training_rss_mb(epochs, steps_per_epoch, batch_size, model_args, seed):
+        runs.append((epochs, steps_per_epoch, batch_size, model_args))
+        return RSS_MB
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(S, "training_rss_mb", training_rss_mb)
+        run_suite("speed", str(out), models=["lrlivae", "cvae"], rss_steps_per_epoch=3,
+                  rss_batch_size=8, rss_model_args={"width": 8}, **TINY)
+    assert runs == [((2, 10), 3, 8, {"width": 8})]
     with open(os.path.join(out, "speed.json")) as f:
         return json.load(f)
 
@@ -65,7 +79,44 @@ def test_speed_json_has_every_key_and_consistent_numbers(report):
         report["input_pipeline_images_per_s"] / max(report["lrlivae.images_per_s"],
                                                     report["cvae.images_per_s"]))
     assert report["peak_rss_mb"] > 0
+    assert (report["rss_mb_epoch2"], report["rss_mb_epoch10"]) == (1000.0, 1040.0)
+    assert report["rss_growth_epoch2_to_10"] == pytest.approx(0.04)
+    assert report["targets"]["rss_growth_epoch2_to_10"] == {"target": 0.05, "met": True}
     assert report["all_targets_met"] == all(t["met"] for t in report["targets"].values())
+
+
+def test_current_rss_falls_when_memory_is_freed_and_peak_does_not():
+    before = S.current_rss_mb()
+    block = np.ones(25_000_000, np.float32)  # 95 MB, written: resident
+    held = S.current_rss_mb()
+    del block  # numpy returns a block this large to the system at once (mmap)
+    after = S.current_rss_mb()
+    assert held - before > 80 and held - after > 80
+    assert S.peak_rss_mb() >= held - 1
+
+
+def test_training_rss_is_read_at_the_end_of_the_asked_epochs_of_a_digits_run(monkeypatch):
+    from keras_lsvae.training import loop
+
+    configs = []
+    train_model = loop.train_model
+    monkeypatch.setattr(loop, "train_model", lambda config, callbacks: configs.append(
+        config) or train_model(config, callbacks=callbacks))
+    rss = S.training_rss_mb(epochs=(1, 3), **TINY_DIGITS_RUN)
+    assert set(rss) == {1, 3}
+    assert all(0 < mb <= S.peak_rss_mb() for mb in rss.values())
+    (config,) = configs
+    assert (config.dataset, config.model, config.epochs, config.steps_per_epoch,
+            config.batch_size) == ("digits", "lrlivae", 3, 1, 8)
+    assert config.model_args["width"] == 8 and config.model_args["n_gm"] == 3  # digits.cfg's
+
+
+def test_interleaved_ms_times_every_model_each_round():
+    models = {name: S.build("cvae", image_size=8, batch_size=8, width=8) for name in "ab"}
+    counters = {name: S.RetraceCounter(model) for name, (model, _) in models.items()}
+    ms = S.interleaved_ms(models, iterations=2, warmup=1)
+    assert set(ms) == {"a", "b"} and all(value > 0 for value in ms.values())
+    assert all(counter.count == 1 for counter in counters.values())  # traced once, no retrace
 
 
 def test_retrace_counter_counts_a_forced_retrace():

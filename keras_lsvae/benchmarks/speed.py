@@ -30,19 +30,28 @@ attribute models get 10 one-hot attributes), in one process:
 * ``<model>.ms_per_image_batch{32,64,128}`` (the ``scaling_models``): ms per image at each batch.
 * ``<model>.retraces``: how often the train step was traced again during the timed iterations.
 * ``peak_rss_mb``: the process's peak resident memory.
+* ``rss_mb_epoch2``, ``rss_mb_epoch10``: the process's current resident memory (not the peak)
+  at the end of epochs 2 and 10 of a configs/digits.cfg training run (``train_model``, as
+  ``scripts/train.py`` runs it: its callbacks, per-epoch evaluation and checkpoints) with
+  ``rss_steps_per_epoch`` steps per epoch; ``rss_growth_epoch2_to_10`` = epoch 10 / epoch 2
+  − 1. It runs first, before any other model exists in the process, so that the ratio is
+  not diluted by their memory.
 
 ``targets``: Lr-LiVAE MFU ≥ 0.75 with executed/model ≤ 1.2; every other model MFU ≥ 0.6; input
-pipeline ≥ 5× training; batch-128 per-image cost ≤ 1.1× batch 64; no retrace after warm-up.
+pipeline ≥ 5× training; batch-128 per-image cost ≤ 1.1× batch 64; no retrace after warm-up;
+resident memory growth from epoch 2 to epoch 10 ≤ 5%.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import statistics
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,6 +62,8 @@ DEFAULT_MFU_TARGET = 0.6
 EXECUTED_OVER_MODEL_TARGET = {"lrlivae": 1.2}
 INPUT_OVER_TRAINING_TARGET = 5.0
 BATCH128_OVER_BATCH64_TARGET = 1.1
+RSS_GROWTH_TARGET = 0.05
+RSS_EPOCHS = (2, 10)
 
 
 def network_passes(model):
@@ -212,6 +223,34 @@ class RetraceCounter:
         model.train_step = counted
 
 
+def iteration_runner(model):
+    """A function running one training iteration of ``model`` on the next batch of an
+    iterator, as ``fit`` does (Keras' train function, made anew), and waiting for it to end."""
+    model.make_train_function(force=True)
+
+    def step(iterator):
+        logs = model.train_function(iterator)
+        float(next(iter(logs.values())))  # wait for the step to finish
+
+    return step
+
+
+def interleaved_ms(models, iterations=20, warmup=3):
+    """{name: median ms per iteration} of ``models`` ({name: (model, batch)}) timed in turn,
+    one iteration of each per round, in one process: an A/B whose ratio contention on a
+    shared machine affects alike (absolute times drift from minute to minute there)."""
+    runs = {name: (iteration_runner(model), iter(tf.data.Dataset.from_tensors(batch).repeat()))
+            for name, (model, batch) in models.items()}
+    times = {name: [] for name in runs}
+    for i in range(warmup + iterations):
+        for name, (step, iterator) in runs.items():
+            start = time.perf_counter()
+            step(iterator)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+
+
 def time_training(model, batch, iterations=20, warmup=3, retrace_batch=None, peak=None):
     """(median ms per iteration, retraces after warm-up, [peak GFLOP/s]) of Keras' train
     function on ``batch``; ``retrace_batch`` (tests) runs once after warm-up to force a retrace.
@@ -219,13 +258,8 @@ def time_training(model, batch, iterations=20, warmup=3, retrace_batch=None, pea
     before the timed iterations and after every 5 of them, so that MFU divides by the peak of
     the same minutes: on a shared machine the available speed drifts."""
     counter = RetraceCounter(model)
-    model.make_train_function(force=True)
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-
-    def step(it):
-        logs = model.train_function(it)
-        float(next(iter(logs.values())))  # wait for the step to finish
-
+    step = iteration_runner(model)
     for _ in range(warmup):
         step(iterator)
     traced = counter.count
@@ -270,6 +304,44 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mb():
+    """The process's resident memory now (``/proc/self/statm``: resident pages), unlike
+    :func:`peak_rss_mb`, so that memory given back or kept between epochs shows."""
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class ResidentMemory(keras.callbacks.Callback):
+    """``mb[epoch]``: :func:`current_rss_mb` at the end of each epoch (1-based), after the
+    callbacks before it (a run's own: checkpoints, sample grids) and the epoch's evaluation."""
+
+    def __init__(self):
+        super().__init__()
+        self.mb = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.mb[epoch + 1] = current_rss_mb()
+
+
+def training_rss_mb(epochs=RSS_EPOCHS, steps_per_epoch=20, batch_size=None, model_args=None,
+                    seed=0):
+    """{epoch: :func:`current_rss_mb` at its end} for ``epochs`` of one configs/digits.cfg run
+    of max(epochs) epochs of ``steps_per_epoch`` steps (``batch_size`` and ``model_args``,
+    merged into the config's, shrink it for tests), in a temporary workdir."""
+    from keras_lsvae.benchmarks.lrlivae import digits_config
+    from keras_lsvae.training.loop import train_model
+
+    with tempfile.TemporaryDirectory() as workdir:
+        config = digits_config(workdir, seed, epochs=max(epochs),
+                               steps_per_epoch=steps_per_epoch)
+        config = dataclasses.replace(config, batch_size=batch_size or config.batch_size,
+                                     model_args={**config.model_args, **(model_args or {})})
+        memory = ResidentMemory()
+        train_model(config, callbacks=[memory])
+    return {epoch: memory.mb[epoch] for epoch in epochs}
+
+
 def measure_model(name, iterations=20, warmup=3, batch_size=64, image_size=32, width=32,
                   seed=0, jit_compile=False, backward_once=True, retrace_batch_size=None,
                   matmul_size=2048, mixed_precision="off"):
@@ -303,12 +375,13 @@ def measure_model(name, iterations=20, warmup=3, batch_size=64, image_size=32, w
 def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, image_size=32,
           width=32, scaling_models=("lrlivae",), scaling_batch_sizes=(32, 64, 128),
           matmul_size=2048, pipeline_batches=200, pipeline_examples=4096, jit_compile=False,
-          backward_once=True, mixed_precision="off", retrace_batch_size=None):
+          backward_once=True, mixed_precision="off", retrace_batch_size=None,
+          rss_steps_per_epoch=20, rss_batch_size=None, rss_model_args=None):
     """The speed suite (module docstring). ``models`` (default: every registered model),
     ``iterations``, ``warmup``, ``batch_size``, ``image_size``, ``width``, ``matmul_size``,
-    ``pipeline_*`` and ``scaling_*`` shrink it for quick checks; ``jit_compile``,
-    ``mixed_precision`` and ``backward_once`` measure the switches; ``retrace_batch_size`` (tests) forces one retrace
-    per model after warm-up."""
+    ``pipeline_*``, ``scaling_*`` and ``rss_*`` (:func:`training_rss_mb`) shrink it for quick
+    checks; ``jit_compile``, ``mixed_precision`` and ``backward_once`` measure the switches;
+    ``retrace_batch_size`` (tests) forces one retrace per model after warm-up."""
     from keras_lsvae import models as registry
     from keras_lsvae.training.loop import versions
 
@@ -318,10 +391,19 @@ def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, 
                                matmul_size=matmul_size, jit_compile=jit_compile,
                                mixed_precision=mixed_precision,
                                backward_once=backward_once, seed=seed,
-                               scaling_batch_sizes=list(scaling_batch_sizes)),
+                               scaling_batch_sizes=list(scaling_batch_sizes),
+                               rss_steps_per_epoch=rss_steps_per_epoch,
+                               rss_batch_size=rss_batch_size, rss_model_args=rss_model_args),
               "versions": versions(), "cpu_count": os.cpu_count(), "targets": {}}
-    peaks = [matmul_peak_gflops(matmul_size)]
     targets = result["targets"]
+    first, last = RSS_EPOCHS
+    rss = training_rss_mb(RSS_EPOCHS, rss_steps_per_epoch, rss_batch_size, rss_model_args, seed)
+    result[f"rss_mb_epoch{first}"], result[f"rss_mb_epoch{last}"] = rss[first], rss[last]
+    growth = rss[last] / rss[first] - 1.0
+    result[f"rss_growth_epoch{first}_to_{last}"] = growth
+    targets[f"rss_growth_epoch{first}_to_{last}"] = {"target": RSS_GROWTH_TARGET,
+                                                     "met": growth <= RSS_GROWTH_TARGET}
+    peaks = [matmul_peak_gflops(matmul_size)]
     common = dict(iterations=iterations, warmup=warmup, image_size=image_size, width=width,
                   seed=seed, jit_compile=jit_compile, backward_once=backward_once,
                   mixed_precision=mixed_precision)

@@ -394,8 +394,10 @@ def train(config: TrainConfig, flags_text=None) -> dict:
     return train_model(config, flags_text)[1]
 
 
-def train_model(config: TrainConfig, flags_text=None):
-    """:func:`train`, returning ``(trained model, metrics)``."""
+def train_model(config: TrainConfig, flags_text=None, callbacks=()):
+    """:func:`train`, returning ``(trained model, metrics)``. ``callbacks``: Keras callbacks
+    run after the run's own in every ``fit`` (benchmarks: the speed suite's resident memory
+    per epoch)."""
     config.validate()
     strategy = get_strategy(config.strategy, config.replicas)
     chief = is_chief(strategy)
@@ -433,7 +435,7 @@ def train_model(config: TrainConfig, flags_text=None):
                                       manipulation_rows if attribute_model and meta.is_image
                                       else None,
                                       epoch_statistics if attribute_model and meta.is_image
-                                      else None)
+                                      else None, callbacks)
     finally:
         if not chief:
             shutil.rmtree(outdir, ignore_errors=True)
@@ -456,7 +458,7 @@ def _check_same_position(strategy, config, epoch, batch):
 
 
 def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation_rows,
-                    epoch_statistics):
+                    epoch_statistics, extra_callbacks=()):
     verbose = config.verbose if is_chief(strategy) else 0
     checkpointer = cb.Checkpointer(outdir, every_steps=config.checkpoint_every_steps,
                                    restore_from=config.workdir)
@@ -475,6 +477,7 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
         cb.ToyPoints(outdir, seed=config.seed),
         checkpointer,
         cb.MetricsHistory(outdir),
+        *extra_callbacks,
     ]
     if manipulation_rows is not None:
         # Before the checkpointer: the statistics it refits are saved with the epoch.
