@@ -149,7 +149,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if training and self.trainable:
             y, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
                 x, gamma, beta, epsilon=self.epsilon, is_training=True)
-            count = tf.cast(tf.size(x) // channels, tf.float32)
+            count = tf.cast(tf.size(x) // channels, tf.float32)  # n, per channel
+            # Keras' biased variance (n = 1: both are 0)
             variance = unbiased_variance * ((count - 1.0) / tf.maximum(count, 1.0))
             self.moving_mean.assign(self.moving_mean * self.momentum
                                     + mean * (1.0 - self.momentum))

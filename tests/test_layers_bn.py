@@ -95,22 +95,37 @@ def test_rank_2_inputs_stay_on_keras_path():
         np.testing.assert_allclose(value, expected[key], rtol=1e-6, atol=1e-6, err_msg=key)
 
 
-def test_two_replicas_take_keras_synchronized_path():
-    two = get_strategy("mirrored", num_cpu_replicas=2)
-    with two.scope():
+def _ops_of_a_training_call(strategy):
+    """(op types of one training call of the layer under ``strategy``, the layer)."""
+    with strategy.scope():
         layer = L.batch_norm()
         layer.build(SHAPE)
     ops = set()
 
     def step(x):
-        ops.update(op.type for op in tf.compat.v1.get_default_graph().get_operations())
         y = layer(x, training=True)
         ops.update(op.type for op in tf.compat.v1.get_default_graph().get_operations())
         return y
 
-    two.run(tf.function(step), args=(_inputs(SHAPE),))
+    strategy.run(tf.function(step), args=(_inputs(SHAPE),))
+    return ops, layer
+
+
+def test_two_replicas_take_keras_synchronized_path():
+    ops, _ = _ops_of_a_training_call(get_strategy("mirrored", num_cpu_replicas=2))
     assert "FusedBatchNormV3" not in ops
     assert any("AllReduce" in op or "Collective" in op for op in ops), sorted(ops)
+
+
+def test_one_mirrored_replica_is_fused_and_updates_the_mirrored_statistics():
+    ops, layer = _ops_of_a_training_call(get_strategy("mirrored", num_cpu_replicas=1))
+    assert "FusedBatchNormV3" in ops
+    reference, _ = _pair(SHAPE)
+    reference.gamma.assign(tf.ones_like(reference.gamma))
+    reference.beta.assign(tf.zeros_like(reference.beta))
+    reference(_inputs(SHAPE), training=True)
+    np.testing.assert_allclose(layer.moving_mean, reference.moving_mean, rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance, reference.moving_variance, rtol=1e-5)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
