@@ -1,5 +1,6 @@
 """The training CLI and loop: flagfiles, artifacts, resume, bad input."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -187,6 +188,60 @@ def test_bad_run_settings_fail_with_clear_errors(tmp_path):
         train(tiny_config(tmp_path / "d", classes=(3, 4)))
 
 
+def test_learning_rate_factor_closed_form():
+    from keras_lsvae.training.callbacks import learning_rate_factor as factor
+
+    assert [factor("constant", e, 5, 0.1) for e in (0, 4, 7)] == [1.0, 1.0, 1.0]
+    # half cosine from 1 to a over epochs 0 .. E-1: f(e) = a + (1 - a)(1 + cos(pi e / (E - 1))) / 2
+    assert factor("cosine", 0, 5, 0.2) == pytest.approx(1.0)
+    assert factor("cosine", 2, 5, 0.2) == pytest.approx(0.6)  # midway: (1 + a) / 2
+    assert factor("cosine", 1, 5, 0.2) == pytest.approx(0.2 + 0.8 * (1 + 2 ** -0.5) / 2)
+    assert factor("cosine", 4, 5, 0.2) == pytest.approx(0.2)
+    assert factor("cosine", 0, 1, 0.2) == pytest.approx(0.2)  # one epoch: the final rate
+    assert factor("cosine", 5, 5, 0.2) == 1.0  # fine-tuning epochs: the base rate
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'"):
+        factor("step", 0, 5, 0.2)
+    with pytest.raises(ValueError, match="--lr_schedule: must be one of constant, cosine"):
+        tiny_config("/tmp/unused", lr_schedule="step").validate()
+
+
+def test_cosine_schedule_sets_every_optimizer_per_epoch_and_survives_resume(tmp_path):
+    # 3 epochs, a = 0.25: epoch 2 (the last) trains at a x each optimizer's own base rate,
+    # including the rates set by multipliers (Lr-LiVAE's latent classifier, GM variances).
+    import keras
+
+    from keras_lsvae.training.callbacks import LearningRateSchedule, learning_rate_factor
+
+    config = tiny_config(tmp_path, epochs=3, lr_schedule="cosine", lr_final_fraction=0.25,
+                         model_args={**tiny_config(tmp_path).model_args,
+                                     "adversary_lr_multiplier": 10.0})
+    train(config)
+    model = keras.models.load_model(str(tmp_path / "model.keras"))
+    rates = {n: float(o.learning_rate) for n, o in model.objective_optimizers.items()}
+    assert rates["latent_classifier"] == pytest.approx(0.25 * 10 * config.learning_rate)
+    assert rates["decoder"] == pytest.approx(0.25 * config.learning_rate)
+    # A restored optimizer holds a decayed rate; the schedule keeps the base rates it was made
+    # with and sets the rate from the epoch alone (what a resumed fit calls first).
+    fresh = keras.models.load_model(str(tmp_path / "model.keras"))
+    fresh.compile(learning_rate=config.learning_rate)
+    schedule = LearningRateSchedule(fresh, "cosine", 3, 0.25)
+    for optimizer in fresh.objective_optimizers.values():
+        optimizer.learning_rate = 1e-9  # as restored from a late checkpoint
+    schedule.set_model(fresh)
+    schedule.on_epoch_begin(1)
+    factor = learning_rate_factor("cosine", 1, 3, 0.25)
+    assert float(fresh.objective_optimizers["decoder"].learning_rate) == pytest.approx(
+        factor * config.learning_rate)
+    # A run resumed from an epoch-2 checkpoint (written at the constant rate: the checkpoint
+    # holds the base rates) trains its last epoch at the schedule's rates.
+    resumed = tmp_path / "resumed"
+    train(tiny_config(resumed, epochs=2, model_args=config.model_args))
+    train(dataclasses.replace(config, workdir=str(resumed)))
+    again = keras.models.load_model(str(resumed / "model.keras"))
+    for name, rate in rates.items():
+        assert float(again.objective_optimizers[name].learning_rate) == pytest.approx(rate)
+
+
 def test_semi_supervised_finetuning_phase(tmp_path):
     metrics = train(tiny_config(tmp_path, classes=(0, 1, 2), unlabeled_dataset="digits",
                                 unlabeled_classes=(7, 8, 9), finetune_epochs=1))
@@ -263,6 +318,7 @@ def test_command_line_model_args_override_the_flagfile(tmp_path):
     (["--steps_per_epoch=0"], "--steps_per_epoch: must be >= 1"),
     (["--checkpoint_every_steps=0"], "--checkpoint_every_steps: must be >= 1"),
     (["--learning_rate=0"], "--learning_rate: must be > 0"),
+    (["--lr_schedule=cosine", "--lr_final_fraction=1.5"], r"--lr_final_fraction: must be in \[0, 1\]"),
     (["--dataset=toy2d", "--image_size=8"], "--image_size: .*points"),
     (["--dataset=toy2d", "--flip"], "--flip: .*points"),
 ])

@@ -130,6 +130,40 @@ def seed_generators(model):
     return found
 
 
+def learning_rate_factor(schedule, epoch, epochs, final_fraction):
+    """The rate of (0-based) ``epoch`` over the base rate, for ``epochs`` supervised epochs:
+    1 for ``"constant"``; for ``"cosine"`` a half cosine from 1 at epoch 0 to
+    ``final_fraction`` at the last epoch, f(e) = a + (1 − a) · ½ (1 + cos(π e / (E − 1))) with
+    a = ``final_fraction`` (Loshchilov & Hutter's SGDR without restarts, per epoch). Epochs
+    past ``epochs`` (semi-supervised fine-tuning, §3.6) run at the base rate: fine-tuning
+    adapts to new data and starts afresh. Not in either paper, which train at one rate."""
+    if schedule == "constant" or epoch >= epochs:
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
+    progress = epoch / (epochs - 1) if epochs > 1 else 1.0
+    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress))
+
+
+class LearningRateSchedule(keras.callbacks.Callback):
+    """Sets every objective's optimizer to its base rate × :func:`learning_rate_factor` at the
+    start of each epoch. The base rates are read when the callback is made (after ``compile``,
+    before a checkpoint is restored: a restored optimizer holds a decayed rate). The rate is a
+    function of the epoch alone, so a resumed run (``fit(initial_epoch=...)``, also mid-epoch)
+    trains at the same rates as an uninterrupted one."""
+
+    def __init__(self, model, schedule, epochs, final_fraction):
+        super().__init__()
+        self.schedule, self.epochs, self.final_fraction = schedule, epochs, final_fraction
+        self.base_rates = {name: float(optimizer.learning_rate)
+                           for name, optimizer in model.objective_optimizers.items()}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        factor = learning_rate_factor(self.schedule, epoch, self.epochs, self.final_fraction)
+        for name, optimizer in self.model.objective_optimizers.items():
+            optimizer.learning_rate = self.base_rates[name] * factor
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Resumable checkpoints: ``checkpoints/ckpt.weights.h5`` (weights, every optimizer's state,
     the mixture prior, the loss trackers and the seed-generator states) and

@@ -16,6 +16,8 @@ import re
 from typing import Any, Dict, Optional, Tuple
 
 PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
+#: --lr_schedule values (keras_lsvae.training.callbacks.learning_rate_factor)
+LR_SCHEDULES = ("constant", "cosine")
 
 #: Where runs go when no --workdir is given: ``runs/<config stem>`` or ``runs/<model>_<data>``.
 DEFAULT_RUNS_DIR = "runs"
@@ -32,6 +34,11 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     learning_rate: float = 5e-4
+    #: "constant", or "cosine": every optimizer's rate follows a half cosine from its own base
+    #: rate down to ``lr_final_fraction`` × it over the supervised epochs (per epoch;
+    #: fine-tuning epochs run at the base rates; ``callbacks.learning_rate_factor``)
+    lr_schedule: str = "constant"
+    lr_final_fraction: float = 0.1
     strategy: str = "default"
     num_cpu_replicas: Optional[int] = None
     data_dir: Optional[str] = None
@@ -92,6 +99,12 @@ class TrainConfig:
                 raise ValueError(f"--{flag}: must be >= 1, got {value}")
         if not self.learning_rate > 0:
             raise ValueError(f"--learning_rate: must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"--lr_schedule: must be one of {', '.join(LR_SCHEDULES)}, got "
+                             f"{self.lr_schedule!r}")
+        if not 0.0 <= self.lr_final_fraction <= 1.0:
+            raise ValueError(f"--lr_final_fraction: must be in [0, 1], got "
+                             f"{self.lr_final_fraction}")
         if self.finetune_epochs < 0:
             raise ValueError(f"--finetune_epochs: must be >= 0, got {self.finetune_epochs}")
         if self.mixed_precision not in PRECISIONS:

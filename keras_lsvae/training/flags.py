@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 
 from absl import flags
 
-from keras_lsvae.training.config import (PRECISIONS, TrainConfig, default_workdir, parse_classes,
-                                         parse_model_args)
+from keras_lsvae.training.config import (LR_SCHEDULES, PRECISIONS, TrainConfig, default_workdir,
+                                         parse_classes, parse_model_args)
 from keras_lsvae.training.strategy import STRATEGIES
 
 
@@ -31,6 +31,12 @@ def define_train_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("batch_size", 64, "Global batch size (split across replicas).", **fv)
     flags.DEFINE_integer("seed", 0, "Seed of data order, initialisers and sampling.", **fv)
     flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate of every optimizer (§4.2).", **fv)
+    flags.DEFINE_enum("lr_schedule", "constant", list(LR_SCHEDULES), "constant, or cosine: "
+                      "each optimizer's rate decays per epoch along a half cosine from its base "
+                      "to --lr_final_fraction x base over the supervised epochs (fine-tuning "
+                      "runs at the base rates).", **fv)
+    flags.DEFINE_float("lr_final_fraction", 0.1, "With --lr_schedule=cosine: the last "
+                       "supervised epoch's rate over the base rate.", **fv)
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "Distribution strategy: default "
                       "(one device), mirrored (the local GPUs, or --num_cpu_replicas CPU "
                       "replicas), multi_worker (the cluster in $TF_CONFIG), tpu ($TPU_NAME or the "
@@ -88,7 +94,8 @@ def config_from_flags(values, flagfile: Optional[str] = None) -> TrainConfig:
     return TrainConfig(
         workdir=workdir, model=values.model, dataset=values.dataset,
         epochs=values.epochs, batch_size=values.batch_size, seed=values.seed,
-        learning_rate=values.learning_rate, strategy=values.strategy,
+        learning_rate=values.learning_rate, lr_schedule=values.lr_schedule,
+        lr_final_fraction=values.lr_final_fraction, strategy=values.strategy,
         num_cpu_replicas=values.num_cpu_replicas, data_dir=values.data_dir,
         download=values.download, image_size=values.image_size, flip=values.flip,
         classes=parse_classes(values.classes, "--classes"),

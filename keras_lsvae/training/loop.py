@@ -462,6 +462,8 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
     verbose = config.verbose if is_chief(strategy) else 0
     checkpointer = cb.Checkpointer(outdir, every_steps=config.checkpoint_every_steps,
                                    restore_from=config.workdir)
+    schedule = cb.LearningRateSchedule(model, config.lr_schedule, config.epochs,
+                                       config.lr_final_fraction)  # base rates: before restore
     state = None if config.restart else checkpointer.restore(model)
     initial_epoch, initial_batch = (state["epoch"], state["batch"]) if state else (0, 0)
     if is_multi_worker(strategy):
@@ -477,6 +479,7 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
         cb.ToyPoints(outdir, seed=config.seed),
         checkpointer,
         cb.MetricsHistory(outdir),
+        schedule,
         *extra_callbacks,
     ]
     if manipulation_rows is not None:
