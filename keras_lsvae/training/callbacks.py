@@ -155,7 +155,8 @@ class LearningRateSchedule(keras.callbacks.Callback):
     def __init__(self, model, schedule, epochs, final_fraction):
         super().__init__()
         self.schedule, self.epochs, self.final_fraction = schedule, epochs, final_fraction
-        self.base_rates = {name: float(optimizer.learning_rate)
+        # (a MirroredVariable under a strategy: converted, not float()-ed)
+        self.base_rates = {name: float(keras.ops.convert_to_numpy(optimizer.learning_rate))
                            for name, optimizer in model.objective_optimizers.items()}
 
     def on_epoch_begin(self, epoch, logs=None):
