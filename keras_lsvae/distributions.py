@@ -32,10 +32,24 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfd = tfp.distributions
+
+
+def max_likelihood_variances(z, labels, means, current):
+    """Per class c and dimension: σ²_c = mean over the examples of class c of (z − μ_c)², the
+    σ² that maximises Σ_i log N(z_i; μ_{y_i}, diag σ²_{y_i}), i.e. minimises L_lkd (Eq. 7),
+    with the means μ held fixed (the closed-form M-step of a Gaussian with known mean). Classes
+    without examples keep ``current`` (C, D). NumPy in, NumPy out."""
+    z, labels = np.asarray(z, np.float64), np.asarray(labels)
+    means = np.asarray(means, np.float64)
+    variances = np.array(current, np.float64, copy=True)
+    for c in np.unique(labels):
+        variances[c] = np.mean((z[labels == c] - means[c]) ** 2, axis=0)
+    return variances
 
 
 def diagonal_normal(mean, variance) -> tfd.MultivariateNormalDiag:
@@ -96,6 +110,11 @@ class GaussianMixturePrior(keras.layers.Layer):
 
     def variances(self):
         return self.min_variance + tf.nn.softplus(self.raw_variances)
+
+    def set_variances(self, variances):
+        """Sets σ² (C, D) (each ≥ the floor; clipped to just above it) through the raw weights."""
+        excess = np.maximum(np.asarray(variances, np.float64) - self.min_variance, 1e-8)
+        self.raw_variances.assign(np.log(np.expm1(excess)).astype(np.float32))
 
     def _parameters(self, stop_gradient):
         means, variances = tf.convert_to_tensor(self.means), self.variances()

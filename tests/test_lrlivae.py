@@ -668,3 +668,41 @@ def test_gm_stage_optimizers_step_on_eq9():
             assert set(got) == set(want[name])
             for key, grad in want[name].items():
                 np.testing.assert_allclose(got[key], grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_fit_prior_variances_is_the_lkd_maximiser_with_the_means_fixed():
+    # Classes 0 and 1 only: class 2 (unseen, as in §3.6) keeps its variances.
+    model = tiny_lrlivae()
+    means, variances = _distinct_prior(model)
+    images, labels = image_batch(20)
+    labels = labels % 2
+    model.fit_prior_variances(images, labels)
+    z = np.asarray(model.encode(images)["z_s"], np.float64)
+    fitted = model.prior.variances().numpy()
+    for c in (0, 1):  # closed form: mean squared distance to the (unchanged) learned mean
+        np.testing.assert_allclose(fitted[c], np.mean((z[labels == c] - means[c]) ** 2, 0),
+                                   rtol=1e-4)
+    np.testing.assert_allclose(fitted[2], variances[2], rtol=1e-6)
+    np.testing.assert_array_equal(model.prior.means.numpy(), means)
+    # It is the maximiser of the labels' log-likelihood (L_lkd, Eq. 7): scaling any class's
+    # variances up or down lowers it.
+    def log_likelihood(v):
+        return np.sum([-0.5 * np.sum(np.log(2 * np.pi * v[y]) + (zi - means[y]) ** 2 / v[y])
+                       for zi, y in zip(z, labels)])
+    best = log_likelihood(fitted.astype(np.float64))
+    for c in (0, 1):
+        for factor in (0.8, 1.25):
+            other = fitted.astype(np.float64).copy()
+            other[c] *= factor
+            assert log_likelihood(other) < best
+    # Generation samples from the fitted components
+    samples = np.asarray(model.sample_latents(np.zeros(4000, np.int32), seed=1)[0])
+    np.testing.assert_allclose(samples.var(0), fitted[0], rtol=0.1)
+    with pytest.raises(ValueError, match="one class id per image"):
+        model.fit_prior_variances(images, labels[:3])
+
+
+def test_refit_prior_variances_option_round_trips():
+    model = tiny_lrlivae(refit_prior_variances=True)
+    assert LrLiVAE.from_config(model.get_config()).refit_prior_variances
+    assert not tiny_lrlivae().refit_prior_variances

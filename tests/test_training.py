@@ -242,6 +242,32 @@ def test_cosine_schedule_sets_every_optimizer_per_epoch_and_survives_resume(tmp_
         assert float(again.objective_optimizers[name].learning_rate) == pytest.approx(rate)
 
 
+def test_refit_prior_variances_after_training(tmp_path):
+    # model.keras holds the ML variances of the training codes (labeled classes only); the
+    # checkpoint keeps the learned ones for resuming.
+    import keras
+    import numpy as np
+
+    from keras_lsvae import data, distributions
+    from keras_lsvae.training import build_model
+    from keras_lsvae.training.callbacks import Checkpointer
+
+    config = tiny_config(tmp_path, classes=(0, 1, 2),
+                         model_args={**tiny_config(tmp_path).model_args,
+                                     "refit_prior_variances": True})
+    train(config)
+    saved = keras.models.load_model(str(tmp_path / "model.keras"))
+    learned = build_model(config, data.info("digits", image_size=8))
+    learned.compile()
+    Checkpointer(str(tmp_path)).restore(learned)
+    images, labels = data.load_arrays("digits", "train", image_size=8, classes=(0, 1, 2))
+    expected = distributions.max_likelihood_variances(
+        saved.encode(images)["z_s"], labels, saved.prior.means.numpy(),
+        learned.prior.variances().numpy())
+    np.testing.assert_allclose(saved.prior.variances().numpy(), expected, rtol=1e-4)
+    assert not np.allclose(learned.prior.variances().numpy(), expected, rtol=1e-2)
+
+
 def test_semi_supervised_finetuning_phase(tmp_path):
     metrics = train(tiny_config(tmp_path, classes=(0, 1, 2), unlabeled_dataset="digits",
                                 unlabeled_classes=(7, 8, 9), finetune_epochs=1))

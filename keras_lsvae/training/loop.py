@@ -507,6 +507,10 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
                    checkpointer=checkpointer, callbacks=callbacks, verbose=verbose)
     seconds = time.time() - started
 
+    if getattr(model, "refit_prior_variances", False):  # Lr-LiVAE option, before saving
+        model.fit_prior_variances(*data.load_arrays(
+            config.dataset, "train", data_dir=config.data_dir, image_size=config.image_size,
+            classes=config.classes, max_examples=STATISTICS_EXAMPLES, download=config.download))
     if hasattr(model, "fit_attribute_statistics"):  # before saving: manipulate needs them
         attr.fit_statistics(model, *attribute_arrays(config, meta, "train",
                                                      max_examples=STATISTICS_EXAMPLES))
