@@ -70,6 +70,15 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
                 f"[{array.min():.3g}, {array.max():.3g}]; divide uint8 images by 255")
         return tf.convert_to_tensor(array)
 
+    def _check_pair(self, images, labels, name="labels"):
+        """``(check_images(images), check_labels(labels))``, one class id per image."""
+        images = self.check_images(images)
+        labels = self.check_labels(labels, name)
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"{name}: expected one class id per image ({images.shape[0]}), "
+                             f"got {labels.shape[0]}")
+        return images, labels
+
     def check_labels(self, labels, name="labels"):
         """Validate eagerly: a non-empty vector of integer class ids in [0, num_classes)."""
         array = np.asarray(labels)

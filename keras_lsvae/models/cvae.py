@@ -110,14 +110,6 @@ class ClassConditionalModel(LabelSplitModel):
         return self(data, training=False)
 
     # ---------------------------------------------------------------------- inference API
-    def _check_pair(self, images, labels, name="labels"):
-        images = self.check_images(images)
-        labels = self.check_labels(labels, name)
-        if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"{name}: expected one class id per image ({images.shape[0]}), "
-                             f"got {labels.shape[0]}")
-        return images, labels
-
     def decode(self, z, labels):
         """x' = G(concat(z, one-hot c)) in inference mode; z (N, latent_dim), labels (N,)."""
         z = self.check_codes(z, self.latent_dim, "z")

@@ -633,10 +633,7 @@ class LrLiVAE(LabelSplitModel):
         with the fitted variances, 0.985–0.997 (docs/benchmarks.md). Classes absent from
         ``labels`` (unseen classes of §3.6) keep theirs. The means, and everything measured on
         encoded images (q(c | ẑ_s), swaps, reconstructions), are unchanged."""
-        images, labels = self.check_images(images), self.check_labels(labels)
-        if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"labels: expected one class id per image ({images.shape[0]}), "
-                             f"got {labels.shape[0]}")
+        images, labels = self._check_pair(images, labels)
         z_s = self.batched(lambda x: self.encoder_s(x, training=False)["z_s"], images,
                            batch_size=batch_size)
         self.prior.set_variances(dists.max_likelihood_variances(
