@@ -176,8 +176,12 @@ def test_evaluate_changes_no_variable(options):
     assert {"rec", "kl", "lkd", "gm_cls", "d_loss", "u_rec"} <= set(logs)
     for b, v in zip(before, model.variables):
         np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)
-    # and evaluation is repeatable
-    assert model.evaluate(dataset, verbose=0, return_dict=True) == logs
+    # and evaluation is repeatable (to float rounding: TF's CPU reductions may split work over
+    # threads differently between calls, which moved gm_loss by 1 ulp in one CI run)
+    again = model.evaluate(dataset, verbose=0, return_dict=True)
+    assert again.keys() == logs.keys()
+    for key, value in logs.items():
+        assert again[key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
 
 
 def test_hsic_all_groups_keeps_the_joint_batch_statistics_its_own():
