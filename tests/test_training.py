@@ -355,6 +355,18 @@ def test_impossible_flag_combinations_fail_before_anything_is_written(tmp_path, 
     assert not workdir.exists()
 
 
+def test_tpu_strategy_without_a_tpu_fails_at_once_saying_what_was_tried(tmp_path, monkeypatch):
+    """No TPU here: TF's own error was an obscure "No OpKernel ... 'ConfigureDistributedTPU'"
+    traceback. $TPU_NAME unset: only the local machine is tried, no network."""
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"--strategy=tpu: no TPU found: tried a TPU attached "
+                                         r"to this machine .*\$TPU_NAME is not set.*set "
+                                         r"\$TPU_NAME to its name or address"):
+        _run(["--strategy=tpu"], workdir)
+    assert not workdir.exists()
+
+
 def test_missing_tfds_data_with_nodownload_fails_before_anything_is_written(tmp_path):
     workdir = tmp_path / "run"
     with pytest.raises(FileNotFoundError, match="download_and_prepare"):

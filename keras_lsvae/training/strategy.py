@@ -15,7 +15,9 @@ it must be created before TensorFlow runs its first op: ``scripts/train.py`` doe
 
 ``tpu`` is ``TPUStrategy`` on the TPU named by ``$TPU_NAME`` (a Cloud TPU node's name or
 address), or on the TPU VM the process runs on without it (``TPUClusterResolver(tpu="local")``).
-Untested here: the project's machines have no TPU.
+Training on a TPU is untested here (the project's machines have none); without a TPU it fails
+at once, before any model or file exists, with a message that says what was tried and how to
+point it at a TPU (tests/test_training.py).
 """
 
 from __future__ import annotations
@@ -71,13 +73,35 @@ def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distrib
             # which absl's handler (scripts/train.py) prints.
             tf.get_logger().setLevel("WARNING")
         return _MULTI_WORKER[0]
-    if name == "tpu":  # untested (no TPU here); TF's TPU guide's set-up
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu=os.environ.get("TPU_NAME") or "local")
+    if name == "tpu":
+        return _tpu_strategy()
+    raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
+def _tpu_strategy() -> tf.distribute.TPUStrategy:
+    """TF's TPU guide's set-up, failing with a ValueError that says what was tried when there
+    is no TPU. Without one, TF's own error is a traceback ending in "TPUs not found in the
+    cluster. Failed in initialization: No OpKernel was registered to support Op
+    'ConfigureDistributedTPU'" (measured on a CPU machine, TF 2.21), which names no flag or
+    variable; it comes before any model or file exists (``train_model`` makes the strategy
+    first), and so does this one (tests/test_training.py)."""
+    tpu = os.environ.get("TPU_NAME") or "local"
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    except (ValueError, ImportError, tf.errors.OpError) as error:
+        tried = (f"the TPU named by $TPU_NAME={tpu!r}" if tpu != "local" else
+                 "a TPU attached to this machine (TPUClusterResolver(tpu='local'), as on a TPU "
+                 "VM; $TPU_NAME is not set)")
+        detail = (str(error).strip().splitlines() or [""])[0].split(" used by ")[0][:300]
+        raise ValueError(
+            f"--strategy=tpu: no TPU found: tried {tried} and failed with "
+            f"{type(error).__name__}: {detail}. On a TPU VM, run on the VM itself; to use a "
+            "Cloud TPU node, set $TPU_NAME to its name or address (e.g. grpc://10.0.0.2:8470). "
+            "Without a TPU use --strategy=default, or --strategy=mirrored for several GPUs or "
+            "CPU replicas.") from error
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
