@@ -12,6 +12,8 @@ index); all local GPUs of each worker are replicas. Keras 3's ``fit`` fails unde
 (PerReplica...) to a Tensor" while building the model), so the training loop drives it with its
 own ``strategy.run`` loop (`keras_lsvae.training.distributed`). Like every collective strategy
 it must be created before TensorFlow runs its first op: ``scripts/train.py`` does so first.
+Its coordination service declares a worker dead after :data:`HEARTBEAT_TIMEOUT_SECONDS` without
+a heartbeat instead of TF's 10 s, which aborted healthy workers on busy machines.
 
 ``tpu`` is ``TPUStrategy`` on the TPU named by ``$TPU_NAME`` (a Cloud TPU node's name or
 address), or on the TPU VM the process runs on without it (``TPUClusterResolver(tpu="local")``).
@@ -68,6 +70,7 @@ def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distrib
         return _MIRRORED[devices]
     if name == "multi_worker":
         if not _MULTI_WORKER:  # one per process: it configures the process's collective ops
+            _configure_coordination_service()
             _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
             # It logs a line at INFO per all-reduce it builds (hundreds per traced step),
             # which absl's handler (scripts/train.py) prints.
@@ -76,6 +79,40 @@ def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distrib
     if name == "tpu":
         return _tpu_strategy()
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
+#: Seconds without a heartbeat after which the workers' coordination service declares a worker
+#: dead and aborts every collective (TF's default: 10 s). Measured: 2 workers on 2 CPU cores
+#: shared with other jobs (load average 6) aborted in the first step of the conv-network test
+#: (tests/test_multiworker.py) with "Task /job:worker/replica:0/task:1 heartbeat timeout"
+#: while both were alive, compiling the step. A worker that really dies is noticed this much
+#: later.
+HEARTBEAT_TIMEOUT_SECONDS = 120
+
+
+def _configure_coordination_service() -> None:
+    """What ``MultiWorkerMirroredStrategy`` configures itself when the ``TF_CONFIG`` task is a
+    chief or worker (TF 2.21, ``collective_all_reduce_strategy``: a standalone coordination
+    service led by the chief, else worker 0, over the chief and worker jobs), with
+    :data:`HEARTBEAT_TIMEOUT_SECONDS` instead of TF's 10 s. The strategy keeps a service that
+    is already configured. Needs TF internals (no public API sets the timeout): if they
+    change, TF's own configuration applies."""
+    try:
+        from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+        from tensorflow.python.eager import context
+    except ImportError:
+        return
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec()
+    jobs = [job for job in ("chief", "worker") if job in spec.jobs]
+    if (not jobs or resolver.task_type not in jobs or "ps" in spec.jobs
+            or context.context().coordination_service is not None):
+        return
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(
+            name=job, num_tasks=spec.num_tasks(job)) for job in jobs],
+        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_SECONDS * 1000)
 
 
 def _tpu_strategy() -> tf.distribute.TPUStrategy:
