@@ -85,8 +85,10 @@ def get_strategy(name: str = "default", num_cpu_replicas: int = 1) -> tf.distrib
 #: dead and aborts every collective (TF's default: 10 s). Measured: 2 workers on 2 CPU cores
 #: shared with other jobs (load average 6) aborted in the first step of the conv-network test
 #: (tests/test_multiworker.py) with "Task /job:worker/replica:0/task:1 heartbeat timeout"
-#: while both were alive, compiling the step. A worker that really dies is noticed this much
-#: later.
+#: while both were alive, compiling the step. Reproduced by freezing one of 2 toy2d workers
+#: (SIGSTOP) for 30 s: both abort ("The following tasks are unhealthy (stopped sending
+#: heartbeats)") with TF's 10 s, both finish with 120 s. A worker that really dies is noticed
+#: this much later.
 HEARTBEAT_TIMEOUT_SECONDS = 120
 
 
