@@ -168,6 +168,13 @@ def test_bad_attributes_raise(labels, match):
         model.reconstruct(images[:max(len(labels), 1)], labels)
 
 
+def test_attribute_rows_must_match_the_images():
+    model = _csvae()
+    images, attributes = attribute_batch(4)
+    with pytest.raises(ValueError, match=r"attributes: expected one row per image \(4\), got 3"):
+        model.reconstruct(images, attributes[:3])
+
+
 @pytest.mark.parametrize("labels,error", [
     (np.full((8, 2), 0.5, np.float32), tf.errors.InvalidArgumentError),
     (np.array([[np.nan, 0]] * 8, np.float32), tf.errors.InvalidArgumentError),

@@ -70,14 +70,21 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
                 f"[{array.min():.3g}, {array.max():.3g}]; divide uint8 images by 255")
         return tf.convert_to_tensor(array)
 
-    def _check_pair(self, images, labels, name="labels"):
-        """``(check_images(images), check_labels(labels))``, one class id per image."""
+    #: what ``_check_pair`` expects one of per image (AttributeModel: an attribute row)
+    _target_unit = "class id"
+
+    def _check_targets(self, targets, name):
+        return self.check_labels(targets, name)
+
+    def _check_pair(self, images, targets, name="labels"):
+        """``(check_images(images), checked targets)`` with one target per image: class ids
+        here (``check_labels``), attribute rows in AttributeModel (``check_attributes``)."""
         images = self.check_images(images)
-        labels = self.check_labels(labels, name)
-        if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"{name}: expected one class id per image ({images.shape[0]}), "
-                             f"got {labels.shape[0]}")
-        return images, labels
+        targets = self._check_targets(targets, name)
+        if images.shape[0] != targets.shape[0]:
+            raise ValueError(f"{name}: expected one {self._target_unit} per image "
+                             f"({images.shape[0]}), got {targets.shape[0]}")
+        return images, targets
 
     def check_labels(self, labels, name="labels"):
         """Validate eagerly: a non-empty vector of integer class ids in [0, num_classes)."""
@@ -607,10 +614,10 @@ class AttributeModel(LabelSplitModel):
 
     # ------------------------------------------------------------------------------ helpers
 
+    _target_unit = "row"
+
+    def _check_targets(self, targets, name):
+        return self.check_attributes(targets, name)
+
     def _check_pair(self, images, attributes, name="attributes"):
-        images = self.check_images(images)
-        attributes = self.check_attributes(attributes, name)
-        if images.shape[0] != attributes.shape[0]:
-            raise ValueError(f"{name}: expected one row per image ({images.shape[0]}), got "
-                             f"{attributes.shape[0]}")
-        return images, attributes
+        return super()._check_pair(images, attributes, name)
