@@ -15,6 +15,7 @@ quick check of the whole pipeline.
 """
 
 import json
+import sys
 
 from absl import app, flags
 
@@ -42,7 +43,13 @@ def main(argv):
         options["num_seeds"] = FLAGS.num_seeds
     if FLAGS.data:
         options["data_path"] = FLAGS.data
-    result = run_suite(FLAGS.suite, FLAGS.out, **options)
+    try:
+        result = run_suite(FLAGS.suite, FLAGS.out, **options)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        # Unknown suite or option, missing data file: the message says what to pass (as train.py).
+        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}",
+              file=sys.stderr)
+        sys.exit(2)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))
 
 

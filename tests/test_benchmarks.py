@@ -1,6 +1,10 @@
 """The benchmark evaluation code on a tiny untrained model (numbers meaningless, structure and
 invariants real); the suites themselves run in scripts/benchmark.py, not here."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -68,6 +72,21 @@ def test_mnist_suite_says_which_file_to_pass_when_its_data_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.npz.*pass --data=PATH/mnist_dev.npz"):
         bench.lrlivae_mnist(str(tmp_path), data_path=str(tmp_path / "missing.npz"))
     assert not any(tmp_path.iterdir())  # nothing trained or written
+
+
+def test_benchmark_script_reports_a_missing_data_file_in_one_line(tmp_path):
+    # scripts/benchmark.py as typed: an "error:" line saying what to pass, exit code 2, no
+    # traceback, nothing written (as scripts/train.py does for bad settings)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, os.path.join(repo, "scripts", "benchmark.py"), "--suite=lrlivae_mnist",
+         f"--data={tmp_path / 'missing.npz'}", f"--out={tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=300, cwd=repo)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: lrlivae_mnist: no data file at" in result.stderr
+    assert "pass --data=PATH/mnist_dev.npz" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_mnist_targets_are_the_issue_targets():

@@ -23,9 +23,15 @@ def run_suite(name, out_dir, **options):
     if unknown:
         raise ValueError(f"suite {name!r} does not take {', '.join(unknown)}; it takes "
                          f"{', '.join(p for p in accepted if p != 'out_dir')}")
+    created = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     started = time.time()
-    result = suite(out_dir, **options)
+    try:
+        result = suite(out_dir, **options)
+    except Exception:
+        if created and not os.listdir(out_dir):  # e.g. a missing data file: leave no trace
+            os.rmdir(out_dir)
+        raise
     result["suite"] = name
     result["wall_seconds"] = round(time.time() - started, 1)
     path = os.path.join(out_dir, f"{name}.json")
