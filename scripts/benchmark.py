@@ -15,7 +15,6 @@ quick check of the whole pipeline.
 """
 
 import json
-import sys
 
 from absl import app, flags
 
@@ -35,6 +34,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from keras_lsvae.benchmarks import run_suite
+    from keras_lsvae.cli import run_or_exit
 
     options = {"seed": FLAGS.seed}
     if FLAGS.epochs:
@@ -43,13 +43,8 @@ def main(argv):
         options["num_seeds"] = FLAGS.num_seeds
     if FLAGS.data:
         options["data_path"] = FLAGS.data
-    try:
-        result = run_suite(FLAGS.suite, FLAGS.out, **options)
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        # Unknown suite or option, missing data file: the message says what to pass (as train.py).
-        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}",
-              file=sys.stderr)
-        sys.exit(2)
+    # Unknown suite or option, missing data file: one "error:" line saying what to pass.
+    result = run_or_exit(run_suite, FLAGS.suite, FLAGS.out, **options)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))
 
 

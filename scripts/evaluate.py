@@ -10,10 +10,9 @@ the evaluation classifier's test accuracy, settings and versions. The evaluation
 data set is trained once and cached (--classifier_dir). See docs/evaluation.md.
 """
 
-import sys
-
 from absl import app, flags
 
+from keras_lsvae.cli import run_or_exit
 from keras_lsvae.evaluation import define_flags, run_from_flags
 
 define_flags()
@@ -23,13 +22,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        output = run_from_flags(FLAGS)
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        # Missing workdirs / model.keras, unknown data sets, mismatched shapes: say what to do.
-        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}",
-              file=sys.stderr)
-        sys.exit(2)
+    # Missing workdirs / model.keras, unknown data sets, mismatched shapes: say what to do.
+    output = run_or_exit(run_from_flags, FLAGS)
     print(f"wrote {FLAGS.out}/evaluation.md and {FLAGS.out}/evaluation.json "
           f"({len(output['models'])} models, {len(output['runs'])} runs)")
 

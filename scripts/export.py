@@ -10,7 +10,6 @@ against Keras. Nothing existing is replaced without --force. See README "Serving
 """
 
 import json
-import sys
 
 from absl import app, flags, logging
 
@@ -29,14 +28,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel writer logs every step at INFO
-    from keras_lsvae.export import ExportError, export_run  # imported late: TF after flags
+    from keras_lsvae.cli import run_or_exit  # imported late: TF after flags
+    from keras_lsvae.export import ExportError, export_run
 
-    try:
-        result = export_run(FLAGS.workdir, FLAGS.export_dir, version=FLAGS.version,
-                            tflite=FLAGS.tflite, force=FLAGS.force, model_name=FLAGS.model_name)
-    except ExportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    result = run_or_exit(export_run, FLAGS.workdir, FLAGS.export_dir, version=FLAGS.version,
+                         tflite=FLAGS.tflite, force=FLAGS.force, model_name=FLAGS.model_name,
+                         errors=(ExportError,))
     print(json.dumps(result, indent=1))
 
 

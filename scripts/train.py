@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags
 
+from keras_lsvae.cli import run_or_exit
 from keras_lsvae.training.flags import define_train_flags, run_from_flags
 
 define_train_flags()
@@ -19,13 +20,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        run_from_flags(FLAGS, sys.argv)
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        # Bad settings, unknown names and missing data: the message says what to change.
-        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}",
-              file=sys.stderr)
-        sys.exit(2)
+    # Bad settings, unknown names and missing data: one "error:" line saying what to change.
+    run_or_exit(run_from_flags, FLAGS, sys.argv)
 
 
 if __name__ == "__main__":
