@@ -104,7 +104,10 @@ def test_training_rss_is_read_at_the_end_of_the_asked_epochs_of_a_digits_run(mon
         config) or train_model(config, callbacks=callbacks))
     rss = S.training_rss_mb(epochs=(1, 3), **TINY_DIGITS_RUN)
     assert set(rss) == {1, 3}
-    assert all(0 < mb <= S.peak_rss_mb() for mb in rss.values())
+    # At most the peak, up to the kernel's lazily synchronised per-thread RSS counters: late in
+    # the whole suite the process sits at its peak, where a reading above ru_maxrss failed once.
+    peak = S.peak_rss_mb()
+    assert all(0 < mb <= peak + 16 for mb in rss.values()), (rss, peak)
     (config,) = configs
     assert (config.dataset, config.model, config.epochs, config.steps_per_epoch,
             config.batch_size) == ("digits", "lrlivae", 3, 1, 8)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_lsvae import optimizers
 from keras_lsvae.layers import SavesSeedStates, batch_normal
 
 
@@ -230,8 +231,8 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
         """Objective ``name``'s optimizer; ``loss_scale`` wraps it in Keras'
         ``LossScaleOptimizer`` (dynamic loss scaling, for float16 compute)."""
         if kind == "adam":
-            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2,
-                                              name=f"{name}_optimizer")
+            optimizer = optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                        name=f"{name}_optimizer")
         elif kind == "sgd":
             optimizer = keras.optimizers.SGD(learning_rate, name=f"{name}_optimizer")
         else:

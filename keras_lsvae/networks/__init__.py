@@ -98,7 +98,8 @@ def build_decoder(latent_dims: Sequence[int], output_shape, *, width=32,
         x = keras.layers.Reshape((base, base, widths[0]))(x)
         for i, filters in enumerate(widths[1:] + [width // 2]):
             x = L.deconv_block(x, max(filters, 8), norm=norm, name=f"{name}_block{i}")
-        x = keras.layers.Conv2D(output_shape[-1], 3, padding="same", name=f"{name}_out")(x)
+        # keras_lsvae.layers.Conv2D: Keras' layer with a faster kernel gradient here.
+        x = L.Conv2D(output_shape[-1], 3, padding="same", name=f"{name}_out")(x)
         outputs = keras.layers.Activation("sigmoid", dtype="float32")(x)
     else:
         for i, units in enumerate(reversed(mlp_units)):
