@@ -182,7 +182,8 @@ def narrow_conv2d(inputs, kernel):
     k[K−1−a, K−1−b, i, c] (spatial flip, channel axes swapped; exact for odd K, where "SAME"
     pads symmetrically), so ∂L/∂k is that transposed conv's filter gradient,
     ``Conv2DBackpropFilter(g, W.shape, x)`` mapped back through the flip: the primitive then
-    sees 3 input and 16 output channels and runs at ~130 GFLOP/s (0.42 ms). Forward pass and
+    sees 3 input and 16 output channels and runs at 130–160 GFLOP/s (0.35–0.42 ms; docs/speed.md,
+"Output conv gradient and fused Adam"). Forward pass and
     input gradient are TF's own. Same values as Keras' ``Conv2D`` up to float32 rounding
     (tests/test_layers_conv.py)."""
     outputs = tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME")
