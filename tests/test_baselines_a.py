@@ -339,3 +339,26 @@ def test_bad_input_raises_clear_errors(batch, name):
             model.encode(images, labels[:2])
         with pytest.raises(ValueError, match="expected shape"):
             model.encode(images[..., 0], labels)
+
+
+@pytest.mark.parametrize("name,spectral_norm", [("cgan", False), ("cgan", True),
+                                                ("cvaegan", False), ("cvaegan", True)])
+def test_generator_terms_go_back_through_the_generated_images_passes_alone(batch, name,
+                                                                            spectral_norm):
+    """D (and cVAE-GAN's C) see real and generated images in separate passes
+    (``LabelSplitModel.real_and_fake_passes``), so the input gradients of their first conv,
+    which only the generator's terms need, run over the generated rows alone (issue 12); with
+    spectral norm D stays one pass over both."""
+    from keras_lsvae.benchmarks.speed import live_operations
+
+    model = tiny(name, spectral_norm=spectral_norm)
+    images, labels = batch
+    specs = (tf.TensorSpec(images.shape, tf.float32), tf.TensorSpec(labels.shape, tf.int32))
+    graph = tf.function(model.train_step, autograph=False).get_concrete_function(specs).graph
+    generated = 6 if name == "cgan" else 12  # cVAE-GAN: x_f and x_p
+    for network, one_pass in [("discriminator", spectral_norm), ("classifier", False)]:
+        if name == "cgan" and network == "classifier":
+            continue
+        rows = {op.outputs[0].shape[0] for op in live_operations(graph)
+                if op.type == "Conv2DBackpropInput" and f"{network}_block0" in op.name}
+        assert rows == ({6 + generated} if one_pass else {generated}), network

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_lsvae import data
+from keras_lsvae.benchmarks.speed import live_operations
 from keras_lsvae.models import LrLiVAE
 from tests.helpers import image_batch, tiny_lrlivae
 
@@ -710,3 +711,27 @@ def test_refit_prior_variances_option_round_trips():
     model = tiny_lrlivae(refit_prior_variances=True)
     assert LrLiVAE.from_config(model.get_config()).refit_prior_variances
     assert not tiny_lrlivae().refit_prior_variances
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_discriminator_passes_and_where_the_generator_loss_goes_back(spectral_norm):
+    """D's logits of [x, x'_f, x'_p] are those of one pass over all three; without spectral
+    norm the fakes have their own pass, so the generator loss's backward through D (its input
+    gradient, issue 12) runs over the 2B fake rows only, not the real ones; with spectral norm
+    (a power iteration per training call) D stays one pass of 3B rows."""
+    model = tiny_lrlivae(spectral_norm=spectral_norm)
+    model.compile()
+    batch = image_batch(4, num_classes=3, groups=model.data_group)
+    images, labels = batch[0][:, 0], batch[1][:, 0]
+    codes = tf.one_hot(labels, 3)
+    rng = np.random.default_rng(1)
+    fakes = [tf.constant(rng.uniform(size=images.shape).astype("float32")) for _ in range(2)]
+    expected = model.discriminator([tf.concat([images, *fakes], 0), tf.concat([codes] * 3, 0)])
+    real_logits, fake_logits = model._discriminate(images, fakes, codes, training=False)
+    np.testing.assert_allclose(tf.concat([real_logits, *fake_logits], 0), expected, rtol=1e-5,
+                               atol=1e-6)
+    specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, tf.as_dtype(t.dtype)), batch)
+    graph = tf.function(model.train_step, autograph=False).get_concrete_function(specs).graph
+    rows = {op.outputs[0].shape[0] for op in live_operations(graph)  # the ops that run
+            if op.type == "Conv2DBackpropInput" and "discriminator_block0" in op.name}
+    assert rows == ({3 * 4} if spectral_norm else {2 * 4})

@@ -108,24 +108,29 @@ def _flops(op):
     return int(stats.value or 0)
 
 
-def graph_flops(graph):
-    """(every op's FLOPs, the FLOPs of the ops that run) of a function graph.
-
-    An op runs if a graph output or a stateful op (variable updates, random state, asserts)
-    depends on it, through data or control edges: TF prunes the rest (e.g. the filter gradient
-    of a conv whose input gradient alone is asked for) before executing the function."""
+def live_operations(graph):
+    """The ops of a function graph that run: those a graph output or a stateful op (variable
+    updates, random state, asserts) depends on, through data or control edges. TF prunes the
+    rest (e.g. the filter gradient of a conv whose input gradient alone is asked for) before
+    executing the function."""
     operations = graph.get_operations()
-    live, stack = set(), [t.op for t in graph.outputs]
+    live, stack = {}, [t.op for t in graph.outputs]
     stack += [op for op in operations if op._is_stateful]  # pylint: disable=protected-access
     while stack:
         op = stack.pop()
         if op.name in live:
             continue
-        live.add(op.name)
+        live[op.name] = op
         stack.extend(t.op for t in op.inputs)
         stack.extend(op.control_inputs)
-    counts = {op.name: _flops(op) for op in operations}
-    return sum(counts.values()), sum(counts[name] for name in live)
+    return list(live.values())
+
+
+def graph_flops(graph):
+    """(every op's FLOPs, the FLOPs of the ops that run: :func:`live_operations`) of a function
+    graph."""
+    counts = {op.name: _flops(op) for op in graph.get_operations()}
+    return sum(counts.values()), sum(counts[op.name] for op in live_operations(graph))
 
 
 def profiler_flops(concrete_function):

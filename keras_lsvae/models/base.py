@@ -328,6 +328,26 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
             return None
         return tf.reduce_min(tf.stack([tf.convert_to_tensor(s) for s in scales]))
 
+    @staticmethod
+    def real_and_fake_passes(network, real, fake, training, one_pass=False):
+        """``network``'s outputs on the real inputs and on the fake ones, concatenated along
+        the batch (real rows first). ``network`` must treat each example alone (no batch norm:
+        the discriminators and classifiers), so two passes give the values of one pass over
+        both, and a loss that reads the fakes' outputs alone (the generator's) goes back
+        through the fakes' pass alone: the network's input gradients skip the real rows
+        (issue 12: a third of D's for Lr-LiVAE, half for cGAN). ``real`` and ``fake`` are the
+        network's inputs (a tensor or a list of tensors); ``one_pass`` (spectral norm, whose
+        every training call runs a power iteration and rescales the kernel) concatenates them
+        into one pass instead."""
+        def concat(*parts):
+            return tf.concat(parts, 0)
+
+        real, fake = tf.nest.map_structure(tf.convert_to_tensor, (real, fake))
+        if one_pass:
+            return network(tf.nest.map_structure(concat, real, fake), training=training)
+        return tf.nest.map_structure(concat, network(real, training=training),
+                                     network(fake, training=training))
+
     def cut(self, tape, tensor):
         """``tensor`` as the input of another network's pass, for :meth:`apply_backward_once`:
         a stop-gradient copy that ``tape`` watches, so the losses behind it reach its producer

@@ -93,8 +93,10 @@ class CGAN(ClassConditionalModel):
         else:
             z = self._prior_noise(batch, training)
         fakes = self.generator([z, one_hot], training=training)
-        logits = self.discriminator([tf.concat([images, fakes], 0),
-                                     tf.concat([one_hot, one_hot], 0)], training=training)
+        # Two D passes: G's loss goes back through the fakes' pass alone.
+        logits = self.real_and_fake_passes(self.discriminator, [images, one_hot],
+                                           [fakes, one_hot], training,
+                                           one_pass=self.spectral_norm)
         real_logits, fake_logits = tf.split(logits, 2, axis=0)
         d_loss = L.discriminator_loss(real_logits, [fake_logits], self.gan_loss)
         g_loss = L.generator_loss([fake_logits], self.gan_loss)

@@ -210,9 +210,11 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
                                     tf.concat([one_hot] * 2, 0)], training=training)
         fakes_in = self.cut(tape, generated)
         reconstructions, samples = tf.split(fakes_in, 2, axis=0)
-        everything = tf.concat([images, reconstructions, samples], 0)
-        d_out = self.discriminator(everything, training=training)
-        c_out = self.classifier(everything, training=training)
+        # Real and generated images in separate D and C passes: G's terms go back through the
+        # generated images' passes alone (LabelSplitModel.real_and_fake_passes).
+        d_out = self.real_and_fake_passes(self.discriminator, images, fakes_in, training,
+                                          one_pass=self.spectral_norm)
+        c_out = self.real_and_fake_passes(self.classifier, images, fakes_in, training)
         d_logits = tf.split(d_out["logits"], 3, axis=0)
         d_feat = tf.split(d_out["features"], 3, axis=0)
         c_logits = tf.split(c_out["logits"], 3, axis=0)[0]

@@ -274,15 +274,18 @@ class LrLiVAE(LabelSplitModel):
         return {"gm_loss": gm, "gm_cls": cls, "gm_lkd": lkd, "gm_accuracy": accuracy}
 
     def _discriminate(self, real, fakes, label_codes, training, tape=None):
-        """One D pass over [real, *fakes] (same label codes), split back into logits. With
-        ``tape`` (:meth:`compute_losses`) the fakes enter as cuts: (logits, fake logits, cuts)."""
+        """D's logits of ``real`` and of each of ``fakes`` (same label codes). With ``tape``
+        (:meth:`compute_losses`) the fakes enter as cuts: (logits, fake logits, cuts).
+
+        The real batch and the fakes are separate D passes (:meth:`real_and_fake_passes`), so
+        the generator's loss goes back through the fakes' pass alone (D's first conv's input
+        gradient, to 3 channels, was oneDNN's slowest primitive in the step)."""
         cuts = [self.cut(tape, fake) for fake in fakes]
-        fakes = cuts
-        count = len(fakes) + 1
-        logits = self.discriminator(
-            [tf.concat([real, *fakes], 0), tf.concat([label_codes] * count, 0)],
-            training=training)
-        parts = tf.split(logits, count, axis=0)
+        logits = self.real_and_fake_passes(
+            self.discriminator, [real, label_codes],
+            [tf.concat(cuts, 0), tf.concat([label_codes] * len(cuts), 0)], training,
+            one_pass=self.spectral_norm)
+        parts = tf.split(logits, len(fakes) + 1, axis=0)
         if tape is not None:
             return parts[0], parts[1:], cuts
         return parts[0], parts[1:]
