@@ -221,3 +221,15 @@ def test_mixed_precision_flag_is_checked():
     assert TrainConfig(workdir="w", mixed_precision="mixed_bfloat16").validate()
     with pytest.raises(ValueError, match="--mixed_precision"):
         TrainConfig(workdir="w", mixed_precision="float8").validate()
+
+
+def test_relative_weight_distance_of_two_runs():
+    """0 for the same computation twice; > 0 when the second one trains differently."""
+    def pair(**compile_args):
+        model, batch = S.build("vae", image_size=8, batch_size=4, width=8)
+        if compile_args:
+            model.compile(**compile_args)
+        return model, batch
+
+    assert S.relative_weight_distance(pair(), pair()) == 0.0
+    assert S.relative_weight_distance(pair(), pair(learning_rate=1e-2)) > 0.1

@@ -19,12 +19,6 @@ for name in names:
     print(name, {type(o).__module__ for o in models[name + "_new"][0].objective_optimizers.values()},
           {type(o).__module__ for o in models[name + "_stock"][0].objective_optimizers.values()})
 for name in names:  # 3 steps from the same weights
-    a, ba = models[name + "_new"]; f, bf = models[name + "_stock"]
-    ra, rf = S.iteration_runner(a), S.iteration_runner(f)
-    ita = iter(tf.data.Dataset.from_tensors(ba).repeat()); itf = iter(tf.data.Dataset.from_tensors(bf).repeat())
-    w0 = [v.numpy() for v in a.trainable_variables]
-    for _ in range(3): ra(ita); rf(itf)
-    num = np.sqrt(sum(np.sum((x.numpy() - y.numpy())**2) for x, y in zip(a.trainable_variables, f.trainable_variables)))
-    den = np.sqrt(sum(np.sum((x.numpy() - w)**2) for x, w in zip(a.trainable_variables, w0)))
-    print(name, "||w_new - w_stock|| / ||w_new - w0|| after 3 steps:", num / den)
+    print(name, "||w_new - w_stock|| / ||w_new - w0|| after 3 steps:",
+          S.relative_weight_distance(models[name + "_new"], models[name + "_stock"]))
 print(S.interleaved_ms(models, iterations=int(sys.argv[2]) if len(sys.argv) > 2 else 30))

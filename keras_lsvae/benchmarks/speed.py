@@ -45,6 +45,7 @@ resident memory growth from epoch 2 to epoch 10 ≤ 5%.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import resource
 import statistics
@@ -238,6 +239,22 @@ def iteration_runner(model):
         float(next(iter(logs.values())))  # wait for the step to finish
 
     return step
+
+
+def relative_weight_distance(first, second, steps=3):
+    """‖w₁ − w₂‖ / ‖w₁ − w₀‖ over the trainable weights after ``steps`` training iterations of
+    two models (``(model, batch)`` pairs) built from the same weights (w₀): how far a variant
+    of a computation (docs/speed_probes/ab_*.py) moves training from the reference."""
+    (model, batch), (other, other_batch) = first, second
+    initial = [v.numpy() for v in model.trainable_variables]
+    for m, b in ((model, batch), (other, other_batch)):
+        step, iterator = iteration_runner(m), iter(tf.data.Dataset.from_tensors(b).repeat())
+        for _ in range(steps):
+            step(iterator)
+    squared = lambda pairs: sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2))
+                                for x, y in pairs)
+    return math.sqrt(squared(zip(model.trainable_variables, other.trainable_variables))
+                     / squared(zip(model.trainable_variables, initial)))
 
 
 def interleaved_ms(models, iterations=20, warmup=3):
