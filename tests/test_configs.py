@@ -154,7 +154,8 @@ def test_paper_a_baseline_configs_share_lrlivae_settings(model):
         ours = _flag_values(os.path.join(REPO, "configs", f"{model}_{suffix}.cfg"))
         lrlivae = _flag_values(os.path.join(REPO, "configs", reference))
         for key in ("dataset", "epochs", "steps_per_epoch", "batch_size", "learning_rate",
-                    "image_size", "flip", "width", "strategy"):
+                    "lr_schedule", "lr_final_fraction", "image_size", "flip", "width",
+                    "strategy"):
             assert ours.get(key) == lrlivae.get(key), (model, suffix, key)
         assert ours["model"] == model
         assert ours["z_dim"] == lrlivae["zu_dim"]
