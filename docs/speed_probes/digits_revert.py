@@ -1,5 +1,5 @@
 """The digits quality suite with some of session 8's speed changes reverted, to tell seed-level
-variance from a systematic effect (docs/speed.md, "Digits quality after the speed changes").
+variance from a systematic effect (docs/benchmarks.md, lrlivae_digits_seeds, "Session 9").
 
     python docs/speed_probes/digits_revert.py conv,adam,split 0 1 OUT_DIR
 
