@@ -122,6 +122,22 @@ def test_interleaved_ms_times_every_model_each_round():
     assert all(counter.count == 1 for counter in counters.values())  # traced once, no retrace
 
 
+def test_premade_runners_are_used_as_given():
+    """A probe's own runner (its variant on while it traces) is called, not replaced."""
+    model, batch = S.build("cvae", image_size=8, batch_size=8, width=8)
+    step, calls = S.iteration_runner(model), []
+
+    def runner(iterator):
+        calls.append(1)
+        step(iterator)
+
+    S.interleaved_ms({"a": (model, batch, runner), "b": (model, batch)}, iterations=2, warmup=1)
+    assert len(calls) == 3
+    other = S.build("cvae", image_size=8, batch_size=8, width=8)
+    S.relative_weight_distance((model, batch, runner), other, steps=2)
+    assert len(calls) == 5
+
+
 def test_retrace_counter_counts_a_forced_retrace():
     model, batch = S.build("cvae", image_size=8, batch_size=8, width=8)
     other = S.build("cvae", image_size=8, batch_size=5, width=8)[1]

@@ -49,11 +49,11 @@ def serial_conv_t(x, k, out_shape, strides):
 orig_conv, orig_convt = knn.conv, knn.conv_transpose
 def _tup(v, n=2):
     return tuple(v) if isinstance(v, (list, tuple)) else (v,) * n
-CALLS = [0]
+CALLS = {"conv": 0, "conv_transpose": 0}  # layers patched (counted while tracing)
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     if (len(inputs.shape) == 4 and padding.lower() == "same" and _tup(dilation_rate) == (1, 1)
             and data_format in (None, "channels_last") and kernel.shape[2] == inputs.shape[-1]):
-        CALLS[0] += 1
+        CALLS["conv"] += 1
         return serial_conv(inputs, kernel, _tup(strides))
     return orig_conv(inputs, kernel, strides, padding, data_format, dilation_rate)
 def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None, dilation_rate=1):
@@ -62,40 +62,40 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
             and _tup(dilation_rate) == (1, 1) and data_format in (None, "channels_last")):
         b = tf.shape(inputs)[0]
         out = tf.stack([b, inputs.shape[1] * st[0], inputs.shape[2] * st[1], kernel.shape[2]])
-        CALLS[0] += 100
+        CALLS["conv_transpose"] += 1
         return serial_conv_t(inputs, kernel, out, st)
     return orig_convt(inputs, kernel, strides, padding, output_padding, data_format, dilation_rate)
 
 
-import time, statistics, numpy as np, math
+# The patch is on only inside the serial variant's runner, so its train function traces with
+# it whenever it traces; both runners go to speed's helpers as made here (a new runner would
+# retrace without the patch).
 PATCH = {"on": False}
 def conv_d(*a, **k):
     return (conv if PATCH["on"] else orig_conv)(*a, **k)
 def convt_d(*a, **k):
     return (conv_transpose if PATCH["on"] else orig_convt)(*a, **k)
 knn.conv, knn.conv_transpose = conv_d, convt_d
+
+def patched(step):
+    def run(iterator):
+        PATCH["on"] = True
+        try:
+            step(iterator)
+        finally:
+            PATCH["on"] = False
+    return run
+
 names = sys.argv[1].split(",")
-runs, w0 = {}, {}
+models = {}
 for name in names:
     for variant in ("tf", "serial"):
-        m, b = S.build(name)
-        w0[name] = [v.numpy() for v in m.trainable_variables]
-        PATCH["on"] = variant == "serial"
-        step = S.iteration_runner(m)
-        it = iter(tf.data.Dataset.from_tensors(b).repeat())
-        for _ in range(3):
-            step(it)
-        PATCH["on"] = False
-        runs[name + "_" + variant] = (m, step, it)
-for name in names:
-    a, b = runs[name + "_tf"][0], runs[name + "_serial"][0]
-    sq = lambda pairs: sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2)) for x, y in pairs)
-    print(name, "weight distance", math.sqrt(sq(zip(a.trainable_variables, b.trainable_variables)) / sq(zip(a.trainable_variables, w0[name]))), flush=True)
-times = {k: [] for k in runs}
-for i in range(int(sys.argv[2])):
-    for k, (m, step, it) in runs.items():
-        t = time.perf_counter(); step(it); times[k].append(time.perf_counter() - t)
-res = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+        model, batch = S.build(name)
+        step = S.iteration_runner(model)
+        models[name + "_" + variant] = (model, batch, patched(step) if variant == "serial" else step)
+    print(name, "weight distance",
+          S.relative_weight_distance(models[name + "_tf"], models[name + "_serial"]), flush=True)
+res = S.interleaved_ms(models, iterations=int(sys.argv[2]))
 print("serial conv calls", CALLS)
 print(ORDER, {k: round(v, 1) for k, v in res.items()})
 for name in names:

@@ -241,14 +241,25 @@ def iteration_runner(model):
     return step
 
 
+def _runner_and_batches(entry):
+    """(iteration runner, endless iterator over the batch) of ``(model, batch)`` or of
+    ``(model, batch, runner)``: a probe whose variant is switched on while its train function
+    traces (docs/speed_probes/ab_serial_conv_grads.py) passes its own runner, which a new
+    :func:`iteration_runner` would replace by a trace without the variant."""
+    model, batch = entry[:2]
+    step = entry[2] if len(entry) > 2 else iteration_runner(model)
+    return step, iter(tf.data.Dataset.from_tensors(batch).repeat())
+
+
 def relative_weight_distance(first, second, steps=3):
     """‖w₁ − w₂‖ / ‖w₁ − w₀‖ over the trainable weights after ``steps`` training iterations of
-    two models (``(model, batch)`` pairs) built from the same weights (w₀): how far a variant
-    of a computation (docs/speed_probes/ab_*.py) moves training from the reference."""
-    (model, batch), (other, other_batch) = first, second
+    two models (``(model, batch)`` pairs, or ``(model, batch, runner)``) built from the same
+    weights (w₀): how far a variant of a computation (docs/speed_probes/ab_*.py) moves training
+    from the reference."""
+    model, other = first[0], second[0]
     initial = [v.numpy() for v in model.trainable_variables]
-    for m, b in ((model, batch), (other, other_batch)):
-        step, iterator = iteration_runner(m), iter(tf.data.Dataset.from_tensors(b).repeat())
+    for entry in (first, second):
+        step, iterator = _runner_and_batches(entry)
         for _ in range(steps):
             step(iterator)
     squared = lambda pairs: sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2))
@@ -258,11 +269,11 @@ def relative_weight_distance(first, second, steps=3):
 
 
 def interleaved_ms(models, iterations=20, warmup=3):
-    """{name: median ms per iteration} of ``models`` ({name: (model, batch)}) timed in turn,
-    one iteration of each per round, in one process: an A/B whose ratio contention on a
-    shared machine affects alike (absolute times drift from minute to minute there)."""
-    runs = {name: (iteration_runner(model), iter(tf.data.Dataset.from_tensors(batch).repeat()))
-            for name, (model, batch) in models.items()}
+    """{name: median ms per iteration} of ``models`` ({name: (model, batch)}, or
+    ``(model, batch, runner)``) timed in turn, one iteration of each per round, in one process:
+    an A/B whose ratio contention on a shared machine affects alike (absolute times drift from
+    minute to minute there)."""
+    runs = {name: _runner_and_batches(entry) for name, entry in models.items()}
     times = {name: [] for name in runs}
     for i in range(warmup + iterations):
         for name, (step, iterator) in runs.items():
