@@ -71,11 +71,45 @@ def test_digits_suite_trains_each_models_config_under_one_schedule():
     configs = {name: paper_a._config_factory(os.path.join(paper_a.CONFIGS_DIR, cfg))("w", 3)
                for name, cfg in paper_a.DIGITS_CONFIGS.items()}
     assert {name: c.model for name, c in configs.items()} == {n: n for n in configs}
-    schedule = {(c.dataset, c.epochs, c.steps_per_epoch, c.batch_size, c.learning_rate, c.seed,
-                 c.model_args.get("width")) for c in configs.values()}
-    assert schedule == {("digits", 60, 50, 64, 5e-4, 3, 32)}
+    schedule = {(c.dataset, c.epochs, c.steps_per_epoch, c.batch_size, c.learning_rate,
+                 c.lr_schedule, c.lr_final_fraction, c.seed, c.model_args.get("width"))
+                for c in configs.values()}
+    assert schedule == {("digits", 60, 50, 64, 5e-4, "cosine", 0.1, 3, 32)}
     quick = paper_a._config_factory(os.path.join(paper_a.CONFIGS_DIR, "cvae_digits.cfg"), 2)
     assert quick("w", 0).epochs == 2 and quick("w", 0).restart
+
+
+def test_mnist_suite_trains_every_model_under_mnist_dev_schedule(tmp_path, monkeypatch):
+    """The baselines' digits configs take mnist_dev.cfg's data, size and whole schedule (also
+    where the digits configs' schedule differs from it: a changed copy of mnist_dev.cfg)."""
+    reference, factories = paper_a.paper_a_mnist_configs("npz:/data/mnist_dev.npz")
+    configs = {name: make("w", 1) for name, make in factories.items()}
+    assert {name: c.model for name, c in configs.items()} == {n: n for n in
+                                                              paper_a.PAPER_A_MODELS}
+    schedule = {(c.dataset, c.image_size, c.epochs, c.steps_per_epoch, c.batch_size,
+                 c.learning_rate, c.lr_schedule, c.lr_final_fraction, c.seed)
+                for c in configs.values()}
+    assert schedule == {("npz:/data/mnist_dev.npz", reference.image_size, reference.epochs,
+                         reference.steps_per_epoch, reference.batch_size,
+                         reference.learning_rate, reference.lr_schedule,
+                         reference.lr_final_fraction, 1)}
+    assert reference.image_size == 32 and reference.lr_schedule == "cosine"
+    for name in os.listdir(paper_a.CONFIGS_DIR):
+        with open(os.path.join(paper_a.CONFIGS_DIR, name)) as f:
+            text = f.read()
+        if name == "mnist_dev.cfg":
+            text = (text.replace("--lr_schedule=cosine", "--lr_schedule=constant")
+                    .replace("--learning_rate=5e-4", "--learning_rate=2e-4")
+                    + "--lr_final_fraction=0.3\n")
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(paper_a, "CONFIGS_DIR", str(tmp_path))
+    _, changed = paper_a.paper_a_mnist_configs("npz:/data/mnist_dev.npz")
+    assert {(make("w", 0).learning_rate, make("w", 0).lr_schedule,
+             make("w", 0).lr_final_fraction) for make in changed.values()} == {
+        (2e-4, "constant", 0.3)}
+    _, short = paper_a.paper_a_mnist_configs("npz:/data/mnist_dev.npz", epochs=2,
+                                             models=("cgan",))
+    assert list(short) == ["cgan"] and short["cgan"]("w", 0).epochs == 2
 
 
 def _tiny_configs(dataset):

@@ -203,23 +203,16 @@ def paper_a_digits(out_dir, seed=0, epochs=None, num_seeds=3, classifier_dir=Non
                                "probes fit on the 1,437 train images")
 
 
-@BENCHMARKS.register("paper_a_mnist")
-def paper_a_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=MNIST_DEV_DEFAULT,
-                  classifier_dir=None, models=PAPER_A_MODELS, skip_missing=False):
-    """The four models on the real MNIST digits of ``data_path`` (mnist_dev.npz) at 32×32.
-
-    Lr-LiVAE: configs/mnist_dev.cfg; baselines: their digits configs with mnist_dev.cfg's data
-    set, image size, epochs, steps per epoch and batch size."""
-    if not os.path.isfile(data_path):
-        raise FileNotFoundError(
-            f"paper_a_mnist: no data file at {data_path!r}; pass --data=PATH/mnist_dev.npz "
-            "(8,000 real MNIST digits in the npz: layout of keras_lsvae.data; the shared "
-            "development copy is ../shared/data/mnist_dev.npz from the repository root)")
-    dataset = f"npz:{os.path.abspath(data_path)}"
+def paper_a_mnist_configs(dataset, epochs=None, models=PAPER_A_MODELS):
+    """(configs/mnist_dev.cfg's config, {model: config factory}) of ``paper_a_mnist`` on
+    ``dataset``: Lr-LiVAE's mnist_dev.cfg and each baseline's digits config with mnist_dev.cfg's
+    data set, image size, epochs, steps per epoch, batch size and learning-rate schedule."""
     lrlivae = config_from_flagfile(os.path.join(CONFIGS_DIR, "mnist_dev.cfg"), workdir="unused",
                                    verbose=0, restart=True, dataset=dataset)
     shared = dict(dataset=dataset, image_size=lrlivae.image_size,
-                  steps_per_epoch=lrlivae.steps_per_epoch, batch_size=lrlivae.batch_size)
+                  steps_per_epoch=lrlivae.steps_per_epoch, batch_size=lrlivae.batch_size,
+                  learning_rate=lrlivae.learning_rate, lr_schedule=lrlivae.lr_schedule,
+                  lr_final_fraction=lrlivae.lr_final_fraction)
     epochs = epochs or lrlivae.epochs
     configs = {name: _config_factory(os.path.join(CONFIGS_DIR, DIGITS_CONFIGS[name]), epochs,
                                      **shared)
@@ -227,6 +220,24 @@ def paper_a_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=MNIST_DEV
     if "lrlivae" in models:
         configs["lrlivae"] = _config_factory(os.path.join(CONFIGS_DIR, "mnist_dev.cfg"), epochs,
                                              dataset=dataset)
+    return lrlivae, configs
+
+
+@BENCHMARKS.register("paper_a_mnist")
+def paper_a_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=MNIST_DEV_DEFAULT,
+                  classifier_dir=None, models=PAPER_A_MODELS, skip_missing=False):
+    """The four models on the real MNIST digits of ``data_path`` (mnist_dev.npz) at 32×32.
+
+    Lr-LiVAE: configs/mnist_dev.cfg; baselines: their digits configs with mnist_dev.cfg's data
+    set, image size, epochs, steps per epoch, batch size and learning-rate schedule (rate,
+    schedule, final fraction), so all four train under one schedule."""
+    if not os.path.isfile(data_path):
+        raise FileNotFoundError(
+            f"paper_a_mnist: no data file at {data_path!r}; pass --data=PATH/mnist_dev.npz "
+            "(8,000 real MNIST digits in the npz: layout of keras_lsvae.data; the shared "
+            "development copy is ../shared/data/mnist_dev.npz from the repository root)")
+    dataset = f"npz:{os.path.abspath(data_path)}"
+    lrlivae, configs = paper_a_mnist_configs(dataset, epochs, models)
     eval_data = evaluation.load_eval_data(dataset, image_size=lrlivae.image_size)
     result = run_comparison(
         "paper_a_mnist", out_dir, configs, eval_data, list(range(seed, seed + num_seeds)),
