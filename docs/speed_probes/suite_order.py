@@ -1,0 +1,10 @@
+"""The speed suite on a few models in a given order (one process per call), to tell a model's own
+speed from its place in the suite (docs/speed.md, session 10).
+
+    python docs/speed_probes/suite_order.py cvae,lrlivae,vae OUT_DIR
+"""
+import sys, json
+from keras_lsvae.benchmarks import run_suite
+models = sys.argv[1].split(","); out = sys.argv[2]
+r = run_suite("speed", out, models=models, rss_steps_per_epoch=1, scaling_models=tuple(m for m in models if m == "lrlivae"))
+print(sys.argv[1], {m: (round(r[f"{m}.ms_per_iter"], 1), round(r[f"{m}.mfu"], 3)) for m in models})
