@@ -131,9 +131,9 @@ def test_premade_runners_are_used_as_given():
         calls.append(1)
         step(iterator)
 
-    S.interleaved_ms({"a": (model, batch, runner), "b": (model, batch)}, iterations=2, warmup=1)
-    assert len(calls) == 3
     other = S.build("cvae", image_size=8, batch_size=8, width=8)
+    S.interleaved_ms({"a": (model, batch, runner), "b": other}, iterations=2, warmup=1)
+    assert len(calls) == 3
     S.relative_weight_distance((model, batch, runner), other, steps=2)
     assert len(calls) == 5
 

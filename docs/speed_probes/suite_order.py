@@ -3,8 +3,12 @@ speed from its place in the suite (docs/speed.md, session 10).
 
     python docs/speed_probes/suite_order.py cvae,lrlivae,vae OUT_DIR
 """
-import sys, json
+import sys
+
 from keras_lsvae.benchmarks import run_suite
-models = sys.argv[1].split(","); out = sys.argv[2]
-r = run_suite("speed", out, models=models, rss_steps_per_epoch=1, scaling_models=tuple(m for m in models if m == "lrlivae"))
-print(sys.argv[1], {m: (round(r[f"{m}.ms_per_iter"], 1), round(r[f"{m}.mfu"], 3)) for m in models})
+
+models, out_dir = sys.argv[1].split(","), sys.argv[2]
+result = run_suite("speed", out_dir, models=models, rss_steps_per_epoch=1,
+                   scaling_models=[m for m in models if m == "lrlivae"])
+print(sys.argv[1], {m: (round(result[f"{m}.ms_per_iter"], 1), round(result[f"{m}.mfu"], 3))
+                    for m in models})

@@ -228,9 +228,7 @@ def paper_a_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=MNIST_DEV
                   classifier_dir=None, models=PAPER_A_MODELS, skip_missing=False):
     """The four models on the real MNIST digits of ``data_path`` (mnist_dev.npz) at 32×32.
 
-    Lr-LiVAE: configs/mnist_dev.cfg; baselines: their digits configs with mnist_dev.cfg's data
-    set, image size, epochs, steps per epoch, batch size and learning-rate schedule (rate,
-    schedule, final fraction), so all four train under one schedule."""
+    Configs: :func:`paper_a_mnist_configs` (all four under mnist_dev.cfg's schedule)."""
     if not os.path.isfile(data_path):
         raise FileNotFoundError(
             f"paper_a_mnist: no data file at {data_path!r}; pass --data=PATH/mnist_dev.npz "
