@@ -85,6 +85,21 @@ def test_speed_json_has_every_key_and_consistent_numbers(report):
     assert report["all_targets_met"] == all(t["met"] for t in report["targets"].values())
 
 
+def test_report_names_the_cpu(report):
+    assert report["cpu"] == S.cpu_description()
+    assert report["cpu"]["count"] == os.cpu_count()
+
+
+def test_cpuinfo_gives_the_first_processors_model_and_known_features():
+    text = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+            "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16 sse4_2\n\n"
+            "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n")
+    assert S.parse_cpuinfo(text) == {
+        "model": "Intel(R) Xeon(R) Processor",
+        "features": ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]}
+    assert S.parse_cpuinfo("") == {"model": "", "features": []}
+
+
 def test_current_rss_falls_when_memory_is_freed_and_peak_does_not():
     before = S.current_rss_mb()
     block = np.ones(25_000_000, np.float32)  # 95 MB, written: resident

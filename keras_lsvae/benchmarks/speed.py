@@ -30,6 +30,10 @@ attribute models get 10 one-hot attributes), in one process:
 * ``<model>.ms_per_image_batch{32,64,128}`` (the ``scaling_models``): ms per image at each batch.
 * ``<model>.retraces``: how often the train step was traced again during the timed iterations.
 * ``peak_rss_mb``: the process's peak resident memory.
+* ``cpu``: the CPU's model name and the vector / matrix extensions that decide which kernels
+  oneDNN runs (:func:`cpu_description`): machines differ between runs (an AMD EPYC with
+  AVX-512 and an Intel Xeon with AMX have both been measured), and numbers are compared on
+  the same kind only.
 * ``rss_mb_epoch2``, ``rss_mb_epoch10``: the process's current resident memory (not the peak)
   at the end of epochs 2 and 10 of a configs/digits.cfg training run (``train_model``, as
   ``scripts/train.py`` runs it: its callbacks, per-epoch evaluation and checkpoints) with
@@ -65,6 +69,36 @@ INPUT_OVER_TRAINING_TARGET = 5.0
 BATCH128_OVER_BATCH64_TARGET = 1.1
 RSS_GROWTH_TARGET = 0.05
 RSS_EPOCHS = (2, 10)
+
+
+#: /proc/cpuinfo flags that decide oneDNN's kernels (AVX-512 fp32, bf16 and fp16; AMX tiles).
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def parse_cpuinfo(text):
+    """{"model": model name, "features": the CPU_FEATURES present} from /proc/cpuinfo's text
+    (its first processor's entry)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", ""),
+            "features": [name for name in CPU_FEATURES if name in flags]}
+
+
+def cpu_description(path="/proc/cpuinfo"):
+    """:func:`parse_cpuinfo` of this machine (``platform.processor()`` where there is no
+    /proc/cpuinfo), with ``count`` = ``os.cpu_count()``."""
+    import platform
+
+    try:
+        with open(path) as f:
+            description = parse_cpuinfo(f.read())
+    except OSError:
+        description = {"model": platform.processor(), "features": []}
+    return dict(description, count=os.cpu_count())
 
 
 def network_passes(model):
@@ -427,7 +461,8 @@ def speed(out_dir, seed=0, models=None, iterations=20, warmup=3, batch_size=64, 
                                scaling_batch_sizes=list(scaling_batch_sizes),
                                rss_steps_per_epoch=rss_steps_per_epoch,
                                rss_batch_size=rss_batch_size, rss_model_args=rss_model_args),
-              "versions": versions(), "cpu_count": os.cpu_count(), "targets": {}}
+              "versions": versions(), "cpu_count": os.cpu_count(), "cpu": cpu_description(),
+              "targets": {}}
     targets = result["targets"]
     first, last = RSS_EPOCHS
     rss = training_rss_mb(RSS_EPOCHS, rss_steps_per_epoch, rss_batch_size, rss_model_args, seed)
