@@ -3,6 +3,7 @@
     python scripts/benchmark.py --suite=lrlivae_digits --out=bench
     python scripts/benchmark.py --suite=lrlivae_digits_seeds --num_seeds=3 --out=bench
     python scripts/benchmark.py --suite=lrlivae_mnist --data=../shared/data/mnist_dev.npz --out=bench
+    python scripts/benchmark.py --suite=lrlivae_semi --data=../shared/data/mnist_dev.npz --out=bench
     python scripts/benchmark.py --suite=csvae --data=../shared/data/mnist_dev.npz --out=bench
     python scripts/benchmark.py --suite=paper_a_digits --out=bench
     python scripts/benchmark.py --suite=paper_a_mnist --data=../shared/data/mnist_dev.npz --out=bench
@@ -23,10 +24,11 @@ flags.DEFINE_string("out", "bench", "Output directory (DIR/NAME.json).")
 flags.DEFINE_integer("seed", 0, "Seed of training and evaluation.")
 flags.DEFINE_integer("epochs", None, "Override the suite's training epochs (quick checks).")
 flags.DEFINE_string("data", None, "Data file of suites that take one (lrlivae_mnist, csvae, "
-                    "paper_a_mnist: mnist_dev.npz; default ../shared/data/mnist_dev.npz).")
+                    "paper_a_mnist: mnist_dev.npz; default ../shared/data/mnist_dev.npz; "
+                    "lrlivae_semi: digits unless given).")
 flags.DEFINE_integer("num_seeds", None,
                      "Number of seeds (seed, seed+1, ...) of multi-seed suites (*_seeds, "
-                     "lrlivae_mnist, paper_a_*).")
+                     "lrlivae_mnist, lrlivae_semi, paper_a_*).")
 FLAGS = flags.FLAGS
 
 

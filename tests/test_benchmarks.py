@@ -65,7 +65,7 @@ def test_evaluate_lrlivae_reports_every_number():
 
 def test_suites_are_registered():
     assert {"lrlivae_digits", "lrlivae_digits_seeds", "lrlivae_shapes",
-            "lrlivae_mnist"} <= set(BENCHMARKS.names())
+            "lrlivae_mnist", "lrlivae_semi"} <= set(BENCHMARKS.names())
 
 
 def test_mnist_suite_says_which_file_to_pass_when_its_data_is_missing(tmp_path):
@@ -139,6 +139,44 @@ def test_semi_supervised_fine_tunes_on_the_configs_own_data(tmp_path, monkeypatc
     assert second.unlabeled_classes == (1, 2) and second.finetune_epochs == 1
     assert first.workdir == second.workdir == str(tmp_path / "semi") and not second.restart
     assert report["num_unseen_test"] == int(np.isin(labels, (1, 2)).sum())
+    # The supervised phase at a constant rate (digits.cfg's own is cosine), kept when resumed.
+    assert config.lr_schedule == "cosine"
+    assert first.lr_schedule == second.lr_schedule == report["lr_schedule"] == "constant"
+
+
+def test_semi_suite_runs_every_seed_and_summarises(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(bench, "train", trained.append)
+    model = tiny_lrlivae()
+    monkeypatch.setattr(bench, "_load_model", lambda workdir: model)
+    images, labels = image_batch(12, seed=3)
+    classifier = metrics.train_eval_classifier(images, labels, epochs=1, num_classes=3)
+    monkeypatch.setattr(bench, "_digits_classifier", lambda seed, epochs: (classifier, 0.5))
+    monkeypatch.setattr(bench.data, "load_arrays", lambda *args, **kwargs: (images, labels))
+    monkeypatch.setattr(bench, "_semi_supervised", _recording_semi(bench._semi_supervised))
+    result = bench.lrlivae_semi(str(tmp_path), seed=4, epochs=3, num_seeds=2,
+                                lr_schedule="cosine")
+    assert [run["seed"] for run in result["runs"]] == result["seeds"] == [4, 5]
+    assert [config.seed for config in trained] == [4, 4, 5, 5]
+    assert {config.workdir for config in trained} == {
+        str(tmp_path / "lrlivae_digits_semi_seed4"), str(tmp_path / "lrlivae_digits_semi_seed5")}
+    assert all(config.lr_schedule == "cosine" for config in trained)
+    assert all(config.epochs == 3 for config in trained)
+    values = [run["after_finetuning"]["unseen_swap_consistency"] for run in result["runs"]]
+    assert result["summary"]["after_finetuning.unseen_swap_consistency"] == {
+        "median": float(np.median(values)), "min": min(values), "max": max(values)}
+
+
+def _recording_semi(semi):
+    """_semi_supervised with seen (0,) and unseen (1, 2), for 3-class test batches."""
+    def run(*args, **kwargs):
+        return semi(*args, seen=(0,), unseen=(1, 2), **kwargs)
+    return run
+
+
+def test_semi_suite_says_which_data_file_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="lrlivae_semi: no data file at"):
+        bench.lrlivae_semi(str(tmp_path), data_path=str(tmp_path / "missing.npz"))
 
 
 def test_run_suite_names_options_a_suite_does_not_take(tmp_path):
