@@ -121,15 +121,24 @@ def test_digits_benchmark_trains_exactly_the_main_config():
     assert bench.digits_config("/tmp/unused", epochs=2).epochs == 2
 
 
-def test_semi_supervised_fine_tunes_on_the_configs_own_data(tmp_path, monkeypatch):
-    """§3.6 on MNIST must fine-tune on unlabeled MNIST images of the unseen classes (it once
-    hard-coded the digits data set), after a first run on the seen classes only."""
+@pytest.fixture
+def semi_stubs(monkeypatch):
+    """The §3.6 case without training: ``train`` records its configs, every model loaded is
+    one tiny untrained Lr-LiVAE; a 3-class test batch and a classifier for it.
+    Returns (recorded configs, images, labels, classifier)."""
     trained = []
     monkeypatch.setattr(bench, "train", trained.append)
     model = tiny_lrlivae()
     monkeypatch.setattr(bench, "_load_model", lambda workdir: model)
     images, labels = image_batch(12, seed=3)
     classifier = metrics.train_eval_classifier(images, labels, epochs=1, num_classes=3)
+    return trained, images, labels, classifier
+
+
+def test_semi_supervised_fine_tunes_on_the_configs_own_data(tmp_path, semi_stubs):
+    """§3.6 on MNIST must fine-tune on unlabeled MNIST images of the unseen classes (it once
+    hard-coded the digits data set), after a first run on the seen classes only."""
+    trained, images, labels, classifier = semi_stubs
     config = bench.digits_config(str(tmp_path), epochs=3, dataset="npz:/data/mnist_dev.npz")
     report = bench._semi_supervised(str(tmp_path), config, classifier, images, labels, 0,
                                     seen=(0,), unseen=(1, 2), name="semi")
@@ -144,13 +153,8 @@ def test_semi_supervised_fine_tunes_on_the_configs_own_data(tmp_path, monkeypatc
     assert first.lr_schedule == second.lr_schedule == report["lr_schedule"] == "constant"
 
 
-def test_semi_suite_runs_every_seed_and_summarises(tmp_path, monkeypatch):
-    trained = []
-    monkeypatch.setattr(bench, "train", trained.append)
-    model = tiny_lrlivae()
-    monkeypatch.setattr(bench, "_load_model", lambda workdir: model)
-    images, labels = image_batch(12, seed=3)
-    classifier = metrics.train_eval_classifier(images, labels, epochs=1, num_classes=3)
+def test_semi_suite_runs_every_seed_and_summarises(tmp_path, monkeypatch, semi_stubs):
+    trained, images, labels, classifier = semi_stubs
     monkeypatch.setattr(bench, "_digits_classifier", lambda seed, epochs: (classifier, 0.5))
     monkeypatch.setattr(bench.data, "load_arrays", lambda *args, **kwargs: (images, labels))
     monkeypatch.setattr(bench, "_semi_supervised", _recording_semi(bench._semi_supervised))
