@@ -210,12 +210,16 @@ def _digits_classifier(seed, classifier_epochs):
                        classifier_epochs)
 
 
+def _spread(values):
+    """{"median", "min", "max"} of one number over seeds."""
+    return {"median": float(np.median(values)), "min": float(np.min(values)),
+            "max": float(np.max(values))}
+
+
 def _seed_summary(runs, targets, extra_keys):
     """Every target for every seed, and the median / min / max of each number over seeds."""
     keys = list(targets) + list(extra_keys)
-    summary = {key: {"median": float(np.median([r[key] for r in runs])),
-                     "min": float(np.min([r[key] for r in runs])),
-                     "max": float(np.max([r[key] for r in runs]))} for key in keys}
+    summary = {key: _spread([r[key] for r in runs]) for key in keys}
     met = {name: all(r["targets_met"][name] for r in runs) for name in runs[0]["targets_met"]}
     return {"seeds": [r["seed"] for r in runs], "targets": {k: list(v) for k, v in
                                                               targets.items()},
@@ -381,11 +385,8 @@ def lrlivae_semi(out_dir, seed=0, epochs=None, num_seeds=2, data_path=None,
                              test_images, test_labels, s, name=f"{prefix}_seed{s}",
                              lr_schedule=lr_schedule)
             for s in range(seed, seed + num_seeds)]
-    summary = {f"{stage}.{key}": {"median": float(np.median(values)),
-                                  "min": float(np.min(values)), "max": float(np.max(values))}
-               for stage in ("before_finetuning", "after_finetuning")
-               for key in runs[0][stage]
-               for values in [[run[stage][key] for run in runs]]}
+    summary = {f"{stage}.{key}": _spread([run[stage][key] for run in runs])
+               for stage in ("before_finetuning", "after_finetuning") for key in runs[0][stage]}
     return {"seeds": list(range(seed, seed + num_seeds)), "lr_schedule": lr_schedule,
             "dataset": base.dataset, "eval_classifier_test_accuracy": accuracy,
             "summary": summary, "runs": runs, "settings": base.to_json(),
