@@ -23,8 +23,13 @@ flags.DEFINE_string("suite", None, "Benchmark suite name.")
 flags.DEFINE_string("out", "bench", "Output directory (DIR/NAME.json).")
 flags.DEFINE_integer("seed", 0, "Seed of training and evaluation.")
 flags.DEFINE_integer("epochs", None, "Override the suite's training epochs (quick checks).")
+#: The data file of the suites that need one when --data is not given (relative to the
+#: working directory: the repository root), the shared development copy of real MNIST.
+MNIST_DEV = "../shared/data/mnist_dev.npz"
+DEFAULT_DATA = {"lrlivae_mnist": MNIST_DEV, "csvae": MNIST_DEV, "paper_a_mnist": MNIST_DEV}
+
 flags.DEFINE_string("data", None, "Data file of suites that take one (lrlivae_mnist, csvae, "
-                    "paper_a_mnist: mnist_dev.npz; default ../shared/data/mnist_dev.npz; "
+                    f"paper_a_mnist: mnist_dev.npz; default {MNIST_DEV}; "
                     "lrlivae_semi: digits unless given).")
 flags.DEFINE_integer("num_seeds", None,
                      "Number of seeds (seed, seed+1, ...) of multi-seed suites (*_seeds, "
@@ -43,8 +48,9 @@ def main(argv):
         options["epochs"] = FLAGS.epochs
     if FLAGS.num_seeds:
         options["num_seeds"] = FLAGS.num_seeds
-    if FLAGS.data:
-        options["data_path"] = FLAGS.data
+    data_path = FLAGS.data or DEFAULT_DATA.get(FLAGS.suite)
+    if data_path:
+        options["data_path"] = data_path
     # Unknown suite or option, missing data file: one "error:" line saying what to pass.
     result = run_or_exit(run_suite, FLAGS.suite, FLAGS.out, **options)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))

@@ -2,7 +2,9 @@
 (/tmp/csvae_contract.md): they let the training loop, callbacks and figures be tested without the
 real models (and fast). ``stub_csvae`` has CSVAE's API (z and w latents, ``manipulate(images,
 target_attributes, w=None)``, ``w_grid``, ``manipulate_grid``, ``fit_attribute_statistics``);
-``stub_condvae`` has CondVAE's (``manipulate(images, attributes, target_attributes, scale=1)``).
+``stub_condvae`` has CondVAE's (``manipulate(images, attributes, target_attributes, scale=1)``);
+``stub_csvae_predicting`` is ``stub_csvae`` that also declares ``PredictsAttributes``. Each
+declares the capabilities of the model it stands in for (keras_lsvae/models/capabilities.py).
 
 Each is one dense layer per map; its loss is a plain reconstruction + KL, so a few steps run in
 milliseconds. ``fit_attribute_statistics`` stores its means in non-trainable weights (saved)
@@ -18,11 +20,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_lsvae.models import capabilities as caps
 from keras_lsvae.models.base import LabelSplitModel
 from keras_lsvae.registry import MODELS
 
 
-class _StubBase(LabelSplitModel):
+class _StubBase(caps.Generates, caps.Encodes, caps.Reconstructs, caps.ManipulatesAttributes,
+                LabelSplitModel):
     label_kind = "attributes"
     OBJECTIVES = ("vae",)
     LOG_KEYS = ("rec", "kl")
@@ -111,7 +115,7 @@ class _StubBase(LabelSplitModel):
 
 
 @keras.saving.register_keras_serializable(package="tests")
-class StubCSVAE(_StubBase):
+class StubCSVAE(caps.FitsAttributeStatistics, caps.WGrids, _StubBase):
     """CSVAE-shaped: w = A subspaces of ``w_dim`` dims; w_i = 0 for y_i = 1, 3 for y_i = 0."""
 
     def __init__(self, input_shape, num_classes, z_dim=2, w_dim=2, seed=0, **kwargs):
@@ -164,6 +168,12 @@ class StubCSVAE(_StubBase):
         self.w_means.assign(means)
         self.statistics_calls.assign_add(1.0)
 
+    def after_training(self, train_examples):
+        self.fit_attribute_statistics(*train_examples())
+
+    def manipulate_attributes(self, images, attributes, target_attributes):
+        return self.manipulate(images, target_attributes)
+
     def manipulate(self, images, target_attributes, w=None):
         images = self.check_images(images)
         targets = np.asarray(self.check_attributes(target_attributes)).astype(int)
@@ -191,7 +201,7 @@ class StubCSVAE(_StubBase):
 
 
 @keras.saving.register_keras_serializable(package="tests")
-class StubCondVAE(_StubBase):
+class StubCondVAE(caps.ScalesManipulation, _StubBase):
     """CondVAE-shaped: decode(z, y) with real-valued y (the p-scaled labels of §4.3)."""
 
     def __init__(self, input_shape, num_classes, z_dim=2, seed=0, **kwargs):
@@ -217,7 +227,17 @@ class StubCondVAE(_StubBase):
         return self.decode(z, float(scale) * self.check_attributes(target_attributes))
 
 
-STUBS = {"stub_csvae": StubCSVAE, "stub_condvae": StubCondVAE}
+@keras.saving.register_keras_serializable(package="tests")
+class StubCSVAEPredicting(caps.PredictsAttributes, StubCSVAE):
+    """StubCSVAE that predicts every example as attribute 0 on, the others off."""
+
+    def predict_attributes(self, images):
+        row = np.eye(1, self.num_classes, dtype=np.float32)
+        return np.tile(row, (len(images), 1))
+
+
+STUBS = {"stub_csvae": StubCSVAE, "stub_condvae": StubCondVAE,
+         "stub_csvae_predicting": StubCSVAEPredicting}
 
 
 @contextlib.contextmanager

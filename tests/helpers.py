@@ -4,12 +4,23 @@ import keras
 import numpy as np
 
 from keras_lsvae.models import LrLiVAE
+from keras_lsvae.models import extensions as extensions_lib
+
+
+def extension_options(overrides):
+    """Test shorthand: the extensions' parameters may be given under their flat names
+    (``hsic_weight=1.0``; keras_lsvae.models.extensions.LEGACY_ARGUMENTS), merged into
+    ``extensions``."""
+    rest, spec = extensions_lib.from_legacy(dict(overrides), warn=False)
+    if spec:
+        rest["extensions"] = {**spec, **rest.get("extensions", {})}
+    return rest
 
 
 def tiny_lrlivae(**overrides):
     kwargs = dict(input_shape=(8, 8, 1), num_classes=3, zs_dim=4, zu_dim=3, width=8,
                   latent_classifier_units=(16,), n_gm=2, seed=0)
-    kwargs.update(overrides)
+    kwargs.update(extension_options(overrides))
     # Initialisers draw from Keras' global seed: reset it so equal arguments give equal weights.
     keras.utils.set_random_seed(kwargs["seed"])
     return LrLiVAE(**kwargs)
@@ -48,6 +59,6 @@ def tiny_attribute_model(name, **overrides):
                   condition_units=16, seed=0)
     if name in ("csvae", "condvae_info"):
         kwargs["adversary_units"] = (16,)
-    kwargs.update(overrides)
+    kwargs.update(extension_options(overrides))
     keras.utils.set_random_seed(kwargs["seed"])
     return models.get(name, **kwargs)

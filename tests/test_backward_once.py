@@ -1,6 +1,6 @@
-"""Backward once (issue 12): the models take each shared backward pass once
-(``LabelSplitModel.apply_backward_once``) and must apply exactly the updates of the per-objective
-gradients (``backward_once = False``: each objective differentiated separately from the
+"""Backward once: the models take each shared backward pass once, derived from their declared
+terms (``LabelSplitModel.apply_terms``), and must apply exactly the updates of the per-objective
+gradients derived from the same declaration (``backward_once = False``: each objective differentiated separately from the
 persistent tape, the reference). Two identical models (same weights and seed generators, SGD so
 that the first update does not hide a gradient error) take one ``train_step`` on the same batch;
 every optimizer call of one must match the other's: same optimizers, same calls in the same
@@ -65,11 +65,13 @@ WEIGHTS = dict(rec_weight=0.3, zu_rec_weight=0.7, kl_weight=0.2, adv_weight=0.5,
 LRLIVAE_OPTIONS = {
     "default": {},
     "weights": WEIGHTS,
-    "everything": dict(WEIGHTS, hsic_weight=0.6, hsic_all_groups=True, mmd_weight=0.9,
-                       consistency_weight=0.35, adversary_steps=3),
-    "mean_codes_hinge": dict(WEIGHTS, adversary_input="mean", gan_loss="hinge",
-                             spectral_norm=True, mmd_weight=0.9, adversary_standardize=True),
-    "no_gan": dict(WEIGHTS, gan_weight=0.0, hsic_weight=0.6),
+    "everything": dict(WEIGHTS, extensions={
+        "hsic": {"weight": 0.6, "all_groups": True}, "mmd": {"weight": 0.9},
+        "consistency": {"weight": 0.35}, "adversary_boost": {"steps": 3},
+        "gm_margin": {"margin": 0.5}}),
+    "mean_codes_hinge": dict(WEIGHTS, gan_loss="hinge", spectral_norm=True, extensions={
+        "adversary_input": {"code": "mean", "standardize": True}, "mmd": {"weight": 0.9}}),
+    "no_gan": dict(WEIGHTS, gan_weight=0.0, extensions={"hsic": {"weight": 0.6}}),
 }
 
 
@@ -95,14 +97,19 @@ def test_lrlivae_backward_once_applies_the_per_objective_updates(options, batch)
     names = [name for name, _ in reference]
     if batch != "unlabeled":  # Algorithm 1's schedule: n_gm GM steps, the joint step, ω again
         assert names[:4] == ["gm", "gm_variance", "gm", "gm_variance"]
-        assert names.count("latent_classifier") == 2 * kwargs.get("adversary_steps", 1)
+        steps = kwargs.get("extensions", {}).get("adversary_boost", {}).get("steps", 1)
+        assert names.count("latent_classifier") == 2 * steps
     _assert_same_updates(new, reference)
 
 
 @pytest.mark.parametrize("name", ["vae", "condvae", "condvae_info", "csvae"])
 def test_attribute_models_backward_once_apply_the_per_objective_updates(name):
-    kwargs = dict(hsic_weight=0.5, mmd_weight=0.7, adversary_steps=2) if name in (
-        "csvae", "condvae_info") else {}
+    extensions = {"csvae": {"hsic": {"weight": 0.5}, "mmd": {"weight": 0.7},
+                            "adversary_boost": {"steps": 2}},
+                  "condvae_info": {"hsic": {"weight": 0.5}, "mmd": {"weight": 0.7},
+                                   "adversary_boost": {"steps": 2}},
+                  "condvae": {"hsic": {"weight": 0.5}}}
+    kwargs = {"extensions": extensions[name]} if name in extensions else {}
     images, attributes = attribute_batch(8)
     new, reference = _steps(lambda: tiny_attribute_model(name, **kwargs),
                             (tf.constant(images), tf.constant(attributes)))
@@ -110,7 +117,8 @@ def test_attribute_models_backward_once_apply_the_per_objective_updates(name):
 
 
 @pytest.mark.parametrize("name,options", [
-    ("cvae", {}), ("cgan", {}), ("cvaegan", {}),
+    ("cvae", {}), ("cvae", {"extensions": {"hsic": {"weight": 0.5}, "mmd": {"weight": 0.3}}}),
+    ("cgan", {}), ("cgan", dict(gan_loss="hinge", spectral_norm=True)), ("cvaegan", {}),
     ("cvaegan", dict(kl_weight=0.3, rec_weight=0.7, gd_weight=0.2, gc_weight=0.4,
                      gan_loss="hinge", spectral_norm=True))])
 def test_paper_a_baselines_backward_once_apply_the_per_objective_updates(name, options):
@@ -137,3 +145,16 @@ def test_the_comparison_sees_a_term_at_the_wrong_weight():
     _, reference = _steps(lambda: tiny_lrlivae(**model_kwargs), batch)
     with pytest.raises(AssertionError):
         _assert_same_updates(new, reference)
+
+
+def test_a_term_reaching_objectives_directly_at_different_weights_is_refused():
+    from keras_lsvae.models.base import Term
+
+    term = Term("rec", tf.constant(1.0), {"encoder": 0.3, "decoder": 0.7})
+    with pytest.raises(ValueError, match="different weights"):
+        term.direct_weight()
+    cut = Term("rec", tf.constant(1.0), {"encoder": 0.3, "decoder": 0.7},
+               via={"encoder": [tf.constant(0.0)]})
+    assert cut.direct_weight() == 0.7
+    with pytest.raises(ValueError, match="without a weight"):
+        Term("rec", tf.constant(1.0), {"decoder": 1.0}, via={"encoder": []})

@@ -48,7 +48,7 @@ def test_cvae_loss_is_the_closed_form_negative_elbo(batch):
     kl = np.mean(0.5 * np.sum(np.exp(log_var) + mean**2 - 1.0 - log_var, axis=-1))
     decoded = model.decoder([mean, one_hot], training=False).numpy()
     rec = np.mean(0.5 * np.sum((images - decoded) ** 2, axis=(1, 2, 3)))
-    logs = model.compute_losses(tf.constant(images), tf.constant(labels), training=False)["logs"]
+    logs = model.compute_losses(tf.constant(images), tf.constant(labels), training=False).logs
     np.testing.assert_allclose(logs["kl"], kl, rtol=1e-5)
     np.testing.assert_allclose(logs["rec"], rec, rtol=1e-5)
     np.testing.assert_allclose(logs["loss"], 0.3 * rec + 0.7 * kl, rtol=1e-5)
@@ -119,8 +119,8 @@ def test_cgan_losses_from_the_logits(batch, gan_loss):
     else:
         d_loss = np.mean(_softplus(-real)) + np.mean(_softplus(fake))
         g_loss = np.mean(_softplus(-fake))
-    np.testing.assert_allclose(result["logs"]["d_loss"], d_loss, rtol=1e-4)
-    np.testing.assert_allclose(result["logs"]["g_loss"], g_loss, rtol=1e-4)
+    np.testing.assert_allclose(result.logs["d_loss"], d_loss, rtol=1e-4)
+    np.testing.assert_allclose(result.logs["g_loss"], g_loss, rtol=1e-4)
 
 
 # --------------------------------------------------------------------- cVAE-GAN feature terms
@@ -167,7 +167,7 @@ def test_cvaegan_objectives_are_bao_et_al_combinations(batch):
     model = tiny("cvaegan", kl_weight=0.5, rec_weight=0.2, gd_weight=0.03, gc_weight=0.05,
                  train_sampling="mode")
     result = model.compute_losses(tf.constant(images), tf.constant(labels), training=True)
-    logs, objectives = result["logs"], result["objectives"]
+    logs, objectives = result.logs, result.objectives()
     np.testing.assert_allclose(objectives["encoder"], 0.5 * logs["kl"] + 0.2 * logs["rec"],
                                rtol=1e-5)
     np.testing.assert_allclose(objectives["generator"], 0.2 * logs["rec"] + 0.03 * logs["gd"]
@@ -211,7 +211,7 @@ def _gradient_reach(model, images, labels):
                 if hasattr(model, name)}
     with tf.GradientTape(persistent=True) as tape:
         objectives = model.compute_losses(tf.constant(images), tf.constant(labels),
-                                          training=True)["objectives"]
+                                          training=True).objectives()
     reach = {}
     for objective, loss in objectives.items():
         reach[objective] = {name for name, net in networks.items()
@@ -237,7 +237,7 @@ def test_cvaegan_gradients_asymmetric_training(batch):
     assert head
     with tf.GradientTape() as tape:
         objective = model.compute_losses(tf.constant(images), tf.constant(labels),
-                                         training=True)["objectives"]["generator"]
+                                         training=True).objectives()["generator"]
     assert all(g is None or not np.any(g.numpy()) for g in tape.gradient(objective, head))
 
 

@@ -1,6 +1,8 @@
-"""The benchmark evaluation code on a tiny untrained model (numbers meaningless, structure and
-invariants real); the suites themselves run in scripts/benchmark.py, not here."""
+"""The benchmark suites' protocols (keras_lsvae.evaluation) on a tiny untrained model (numbers
+meaningless, structure and invariants real), their configs and data checks; the suites
+themselves run in scripts/benchmark.py, not here."""
 
+import filecmp
 import os
 import subprocess
 import sys
@@ -8,25 +10,57 @@ import sys
 import numpy as np
 import pytest
 
-from keras_lsvae import metrics
+from keras_lsvae import evaluation, metrics
+from keras_lsvae.benchmarks import common
 from keras_lsvae.benchmarks import lrlivae as bench
+from keras_lsvae.models import capabilities as caps
 from keras_lsvae.registry import BENCHMARKS
 from tests.helpers import image_batch, tiny_lrlivae
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_suite_configs_ship_with_the_package_and_are_the_repositorys():
+    """Every flagfile a suite reads is package data (an installed package runs its suites) and
+    the same file as configs/<name> (they cannot drift)."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(REPO, "setup.cfg"))
+    assert "configs/*.cfg" in setup["options.package_data"]["keras_lsvae"]
+    import keras_lsvae
+
+    assert os.path.dirname(common.CONFIGS_DIR) == os.path.dirname(keras_lsvae.__file__)
+    repo_configs = sorted(n for n in os.listdir(os.path.join(REPO, "configs"))
+                          if n.endswith(".cfg"))
+    assert sorted(n for n in os.listdir(common.CONFIGS_DIR)
+                  if n.endswith(".cfg")) == repo_configs
+    for name in repo_configs:
+        assert filecmp.cmp(common.config_path(name), os.path.join(REPO, "configs", name),
+                           shallow=False), name
+
+
+def test_suites_read_no_data_path_they_were_not_given(tmp_path):
+    for suite in ("lrlivae_mnist", "csvae", "paper_a_mnist"):
+        with pytest.raises(FileNotFoundError, match=f"{suite}: no data file given; pass "
+                                                    "--data=PATH/mnist_dev.npz"):
+            BENCHMARKS.get(suite)(str(tmp_path))
+    assert not any(tmp_path.iterdir())
 
 
 def test_swap_partners_always_have_another_label():
     rng = np.random.default_rng(0)
     labels_s = np.array([0, 1, 2, 2, 1])
     pool = np.array([0, 0, 1, 2, 1, 2])
-    partners = bench._swap_pairs(labels_s, pool, rng)
+    partners = evaluation.swap_partners(labels_s, pool, rng)
     assert np.all(pool[partners] != labels_s)
 
 
 def test_inpainting_report_compares_with_mean_fill():
     model = tiny_lrlivae()
-    images, _ = image_batch(6)
-    report = bench.inpainting_report(model, images, images.mean(axis=0))
-    assert set(report) == set(bench.PAPER_MASKS)
+    images, labels = image_batch(6)
+    report = evaluation.inpainting_report(model, images, labels, images.mean(axis=0))
+    assert set(report) == set(evaluation.PAPER_MASKS)
     for entry in report.values():
         assert entry["mean_fill"] >= 0
         for method in ("encode", "optimize"):
@@ -34,13 +68,13 @@ def test_inpainting_report_compares_with_mean_fill():
             assert entry[f"{method}_beats_mean_fill"] == (entry[method] < entry["mean_fill"])
 
 
-def test_evaluate_lrlivae_reports_every_number():
+def test_disentanglement_report_has_every_number_of_the_lrlivae_suites():
     model = tiny_lrlivae()
     train_x, train_y = image_batch(60, seed=1)
     test_x, test_y = image_batch(30, seed=2)
     classifier = metrics.train_eval_classifier(train_x, train_y, epochs=1, num_classes=3)
-    result = bench.evaluate_lrlivae(model, train_x, train_y, test_x, test_y, classifier,
-                                    samples_per_class=4)
+    result = evaluation.disentanglement_report(model, train_x, train_y, test_x, test_y,
+                                               classifier, samples_per_class=4)
     for key in ("zs_accuracy", "zu_leakage_accuracy", "conditional_accuracy",
                 "swap_consistency", "swap_follows_zu", "recon_mse", "diversity_generated",
                 "diversity_real", "fid_vs_test"):
@@ -52,7 +86,7 @@ def test_evaluate_lrlivae_reports_every_number():
     generated = np.asarray(model.generate(requested, seed=0))
     judged = np.argmax(metrics.predict_probs(classifier, generated), -1)
     assert result["conditional_accuracy"] == np.mean(judged == requested)
-    partners = bench._swap_pairs(test_y, test_y, np.random.default_rng(0))
+    partners = evaluation.swap_partners(test_y, test_y, np.random.default_rng(0))
     swapped = np.asarray(model.swap(test_x, test_x[partners]))
     judged = np.argmax(metrics.predict_probs(classifier, swapped), -1)
     assert result["swap_consistency"] == np.mean(judged == test_y)
@@ -115,7 +149,8 @@ def test_digits_benchmark_trains_exactly_the_main_config():
     config = bench.digits_config("/tmp/unused", seed=3)
     assert config.dataset == "digits" and config.model == "lrlivae" and config.seed == 3
     from keras_lsvae.training.flags import config_from_flagfile
-    main_job = config_from_flagfile(f"{bench.CONFIGS_DIR}/digits.cfg", workdir="/tmp/unused")
+    main_job = config_from_flagfile(os.path.join(REPO, "configs", "digits.cfg"),
+                                    workdir="/tmp/unused")
     assert config.model_args == main_job.model_args and config.epochs == main_job.epochs
     assert config.model_args["n_gm"] == 3
     assert bench.digits_config("/tmp/unused", epochs=2).epochs == 2
@@ -129,7 +164,7 @@ def semi_stubs(monkeypatch):
     trained = []
     monkeypatch.setattr(bench, "train", trained.append)
     model = tiny_lrlivae()
-    monkeypatch.setattr(bench, "_load_model", lambda workdir: model)
+    monkeypatch.setattr(evaluation, "load_workdir_model", lambda workdir: model)
     images, labels = image_batch(12, seed=3)
     classifier = metrics.train_eval_classifier(images, labels, epochs=1, num_classes=3)
     return trained, images, labels, classifier
@@ -191,16 +226,15 @@ def test_run_suite_names_options_a_suite_does_not_take(tmp_path):
 
 
 # ----------------------------------------------------------------------------- paper B (csvae)
-from keras_lsvae.benchmarks import csvae as bench_b  # noqa: E402
 
 
 def test_transfer_pairs_cover_every_other_class_once():
-    index, targets = bench_b.transfer_pairs(np.array([0, 2, 1]), 3)
+    index, targets = evaluation.transfer_pairs(np.array([0, 2, 1]), 3)
     pairs = sorted(zip(index.tolist(), targets.tolist()))
     assert pairs == [(0, 1), (0, 2), (1, 0), (1, 1), (2, 0), (2, 2)]
 
 
-class _PaintsTarget:
+class _PaintsTarget(caps.ManipulatesAttributes):
     """Stand-in baseline: G_ij paints the image with the target class id / 10, except that
     it gets class 2 wrong (paints 0); records the source labels it was given."""
 
@@ -223,11 +257,11 @@ def test_transfer_report_scores_the_switched_images():
     images = np.full((4, 2, 2, 1), 0.5, np.float32)
     labels = np.array([0, 1, 2, 0])
     model = _PaintsTarget()
-    report = bench_b.transfer_report(model, images, labels, 3, classifier=_reads_value,
+    report = evaluation.transfer_report(model, images, labels, 3, classifier=_reads_value,
                                      true_targets=lambda rows, goal: np.broadcast_to(
                                          (goal / 10)[:, None, None, None], (len(rows), 2, 2, 1)),
                                      batch_size=3)
-    index, targets = bench_b.transfer_pairs(labels, 3)
+    index, targets = evaluation.transfer_pairs(labels, 3)
     assert report["num_changed"] == 8
     # Every switch to class 2 is painted 0 and misread: accuracy = share of targets != 2.
     assert report["accuracy"] == pytest.approx(np.mean(targets != 2))
@@ -248,7 +282,7 @@ def test_csvae_suite_is_registered_and_requires_its_data(tmp_path):
 def test_blur_spreads_an_impulse_within_each_image_and_keeps_its_mass():
     images = np.zeros((2, 9, 9, 1), np.float32)
     images[0, 4, 4, 0] = 1.0
-    blurred = bench_b.blur(images, 1.0)
+    blurred = evaluation.blur(images, 1.0)
     assert blurred[0].sum() == pytest.approx(1.0, rel=1e-3)
     assert blurred[0, 4, 4, 0] < 0.2 and blurred[0, 4, 5, 0] > 0.05
     np.testing.assert_array_equal(blurred[1], 0.0)  # no mixing across the batch axis

@@ -6,9 +6,9 @@ weights, w₀ the initial weights; the logged metrics and the batch-norm moving 
 agree too. Every registered model is checked with its default compile (Adam), the conv
 networks with batch norm (16×16 images: the encoders' second block and the decoders
 normalise), sampling on, and every option that adds a term or a step switched on (Lr-LiVAE:
-HSIC with its linear kernel over all groups, MMD, ``adversary_steps`` > 1, the
+HSIC with its linear kernel over all groups, MMD, extra adversary steps, the
 class-consistency term, the standardising adversary; CSVAE and CondVAE-info: HSIC, MMD,
-``adversary_steps`` > 1); Lr-LiVAE's batches also carry unlabeled images (§3.6). What makes
+extra adversary steps); Lr-LiVAE's batches also carry unlabeled images (§3.6). What makes
 it hold (keras_lsvae/layers.py, "Replica invariance"): per-replica
 objectives divided by the replica count, batch norm over the global batch, noise drawn per
 global-batch row, batch statistics (HSIC, MMD, feature means, in-batch pairings) over the
@@ -48,12 +48,17 @@ SMALL = {
 }
 # Every option that adds a term or a step is on where a model has it: the default objective
 # is the same computation without those terms.
-INDEPENDENCE = dict(hsic_weight=1.0, hsic_linear_weight=0.5, mmd_weight=1.0, adversary_steps=3)
+INDEPENDENCE = {"hsic": {"weight": 1.0, "linear_weight": 0.5}, "mmd": {"weight": 1.0},
+                "adversary_boost": {"steps": 3}}
 OPTIONS = {
-    "lrlivae": dict(INDEPENDENCE, hsic_all_groups=True, consistency_weight=1.0,
-                    adversary_standardize=True),
-    "csvae": INDEPENDENCE,
-    "condvae_info": INDEPENDENCE,
+    "lrlivae": {"extensions": {**INDEPENDENCE, "hsic": {"weight": 1.0, "linear_weight": 0.5,
+                                                        "all_groups": True},
+                               "consistency": {"weight": 1.0},
+                               "adversary_input": {"code": "sample", "standardize": True}}},
+    "csvae": {"extensions": INDEPENDENCE},
+    "condvae_info": {"extensions": INDEPENDENCE},
+    "condvae": {"extensions": {"hsic": {"weight": 1.0}, "mmd": {"weight": 1.0}}},
+    "cvae": {"extensions": {"hsic": {"weight": 1.0}, "mmd": {"weight": 1.0}}},
 }
 # name -> (model, extra constructor arguments, with unlabeled data). Lr-LiVAE's batches carry
 # unlabeled images too (§3.6): its labeled losses run as without them, its unlabeled ones added.

@@ -13,7 +13,6 @@ from absl import flags
 
 from keras_lsvae import evaluation, metrics
 from keras_lsvae import models as models_lib
-from keras_lsvae.benchmarks import lrlivae as lrlivae_bench
 from keras_lsvae.metrics import inception_v3
 from keras_lsvae.training import train
 from keras_lsvae.training.config import TrainConfig
@@ -76,11 +75,11 @@ def _evaluate_flags(argv):
 # ------------------------------------------------------------------ evaluation classifiers
 def test_classifier_is_trained_once_per_data_set_and_reused(runs, tmp_path):
     data = evaluation.load_eval_data(runs["dataset"])
-    before = evaluation.TRAINING_COUNT
+    before = evaluation.classifiers.TRAINING_COUNT
     first = evaluation.get_eval_classifier(data, str(tmp_path), epochs=1)
     mtime = os.path.getmtime(first.path)
     second = evaluation.get_eval_classifier(data, str(tmp_path), epochs=1)
-    assert evaluation.TRAINING_COUNT == before + 1
+    assert evaluation.classifiers.TRAINING_COUNT == before + 1
     assert first.trained_now and not second.trained_now
     assert second.path == first.path and os.path.getmtime(second.path) == mtime
     assert second.backbone == "cnn"  # 8 px: the keras-cv backbone needs >= 32 px
@@ -94,7 +93,7 @@ def test_classifier_is_trained_once_per_data_set_and_reused(runs, tmp_path):
     other = evaluation.get_eval_classifier(resized, str(tmp_path), epochs=1)
     assert other.trained_now and other.key != first.key and "16x16x1" in other.key
     again = evaluation.get_eval_classifier(data, str(tmp_path), epochs=1, retrain=True)
-    assert again.trained_now and evaluation.TRAINING_COUNT == before + 3
+    assert again.trained_now and evaluation.classifiers.TRAINING_COUNT == before + 3
 
 
 def test_classifier_key_names_data_image_size_backbone_and_file_content(tmp_path):
@@ -155,17 +154,29 @@ def test_evaluate_model_computes_what_each_model_supports(name, has, arrays_and_
         assert result["details"]["inpaint"]["labels_given"] == (name == "cvae")
 
 
-def test_inpainting_uses_the_lrlivae_benchmark_mask_protocol(arrays_and_classifier):
+def test_tables_and_suites_summarise_one_inpainting_protocol(arrays_and_classifier):
+    """evaluate_model's inpaint_mse and the Lr-LiVAE suites' inpaint_mse are two summaries of
+    the same masked errors; each number is the MSE on the missing pixels, recomputed here."""
+    from keras_lsvae.masks import make_mask
+
     data, _ = arrays_and_classifier
     model = _tiny("lrlivae")
-    images, mean_image = data.test_images[:5], data.train_images.mean(axis=0)
-    ours = evaluation.inpainting_mse(model, images, data.test_labels[:5], mean_image)
-    bench = lrlivae_bench.inpainting_report(model, images, mean_image)
+    images, labels = data.test_images[:5], data.test_labels[:5]
+    mean_image = data.train_images.mean(axis=0)
+    ours = evaluation.inpainting_mse(model, images, labels, mean_image)
+    bench = evaluation.inpainting_report(model, images, labels, mean_image)
     assert set(ours["per_mask"]) == set(bench) == set(evaluation.PAPER_MASKS)
     for kind, entry in ours["per_mask"].items():
-        assert entry["model"] == pytest.approx(bench[kind]["encode"], rel=1e-6)
-        assert entry["mean_fill"] == pytest.approx(bench[kind]["mean_fill"], rel=1e-6)
+        assert entry["model"] == bench[kind]["encode"]
+        assert entry["mean_fill"] == bench[kind]["mean_fill"]
+        missing = np.broadcast_to(make_mask(kind, 8, 8), images.shape) > 0
+        inpainted = np.asarray(model.inpaint(images, make_mask(kind, 8, 8),
+                                             fill_value=mean_image))
+        assert entry["model"] == pytest.approx(
+            np.mean((inpainted[missing] - images[missing]) ** 2), rel=1e-6)
     assert ours["mean"] == pytest.approx(np.mean([bench[k]["encode"] for k in bench]))
+    assert set(bench["right_half"]) == {"mean_fill", "encode", "optimize",
+                                        "encode_beats_mean_fill", "optimize_beats_mean_fill"}
 
 
 def test_model_and_data_of_different_image_shapes_are_refused(arrays_and_classifier):

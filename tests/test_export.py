@@ -26,6 +26,7 @@ from keras_lsvae.export import lrlivae as lrlivae_export
 from keras_lsvae.export import tflite as tflite_lib
 from keras_lsvae.export.signatures import (Arg, ExportSpec, Signature, check_shape, register,
                                            spec_for)
+from keras_lsvae.models.capabilities import ExportsSignatures
 from keras_lsvae.registry import BENCHMARKS
 from tests.test_export_client import Server, signature_defs
 
@@ -520,7 +521,7 @@ def test_signatures_are_declared_per_model_class(tmp_path):
                            lambda images: {"images": check_shape(images, Arg(
                                "images", "float32", ("N", 2))) * 2.0})
 
-    class WithHook:
+    class WithHook(ExportsSignatures):
         def export_spec(self):
             return ExportSpec((manipulate,))
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras_lsvae import data
 from keras_lsvae.benchmarks.speed import live_operations
 from keras_lsvae.models import LrLiVAE
+from keras_lsvae.models.base import Terms
 from tests.helpers import image_batch, tiny_lrlivae
 
 
@@ -94,9 +95,9 @@ def test_hsic_term_enters_only_the_encoder_u_objective():
     logs = model.train_step((tf.constant(images), tf.constant(labels)))
     assert float(logs["hsic"]) > 0
     x, y = tf.constant(images[:, -1]), tf.constant(labels[:, -1])
-    with_hsic = model.compute_losses(x, y, training=False)["objectives"]
-    model.hsic_weight = 0.0  # the same networks without the term
-    without = model.compute_losses(x, y, training=False)["objectives"]
+    with_hsic = model.compute_losses(x, y, training=False).objectives()
+    del model.extensions["hsic"]  # the same networks without the term
+    without = model.compute_losses(x, y, training=False).objectives()
     for name in ("encoder_s", "decoder", "discriminator", "latent_classifier"):
         assert float(with_hsic[name]) == pytest.approx(float(without[name]), rel=1e-5)
     assert float(with_hsic["encoder_u"]) > float(without["encoder_u"])
@@ -118,14 +119,14 @@ def test_consistency_term_is_the_gm_posterior_of_samples_and_swaps_in_the_decode
     logits = model.prior.components().log_prob(z_s[:, None, :]).numpy()
     log_q = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = -np.mean(log_q[np.arange(16), np.concatenate([labels[:, -1]] * 2)])
-    assert float(result["logs"]["consistency"]) == pytest.approx(expected, rel=1e-4)
+    assert float(result.logs["consistency"]) == pytest.approx(expected, rel=1e-4)
     # It enters θ's objective only, with its weight.
-    model.consistency_weight = 0.0
-    without = model.compute_losses(x, y, training=False)["objectives"]
+    del model.extensions["consistency"]
+    without = model.compute_losses(x, y, training=False).objectives()
     for name in ("encoder_s", "encoder_u", "discriminator", "latent_classifier"):
-        assert float(result["objectives"][name]) == pytest.approx(float(without[name]),
+        assert float(result.objectives()[name]) == pytest.approx(float(without[name]),
                                                                   rel=1e-5)
-    assert float(result["objectives"]["decoder"]) == pytest.approx(
+    assert float(result.objectives()["decoder"]) == pytest.approx(
         float(without["decoder"]) + 2.0 * expected, rel=1e-4)
 
 
@@ -194,10 +195,10 @@ def test_hsic_all_groups_keeps_the_joint_batch_statistics_its_own():
     x, y = tf.constant(images[:, -1]), tf.constant(labels[:, -1])
     extra = (tf.constant(images[:, :2].reshape(16, 16, 16, 1)),
              tf.constant(labels[:, :2].reshape(16)))
-    model = tiny_lrlivae(**options)
+    model = tiny_lrlivae(hsic_all_groups=True, **options)
     assert any("moving" in v.path for v in model.encoder_u.non_trainable_variables)
-    pooled = model.compute_losses(x, y, training=True, dependence_batch=extra)["logs"]
-    alone = model.compute_losses(x, y, training=True)["logs"]
+    pooled = model.compute_losses(x, y, training=True, dependence_batch=extra).logs
+    alone = model.compute_losses(x, y, training=True).logs
     for key in ("rec", "kl", "adv_encoder", "adv_classifier", "d_loss", "g_loss", "lkd"):
         assert float(pooled[key]) == float(alone[key]), key
     assert float(pooled["hsic"]) != float(alone["hsic"])  # the extra columns are used
@@ -227,7 +228,7 @@ def test_semi_supervised_step_uses_eq11_and_skips_label_losses():
     z_s = model.encoder_s(images, training=False)["z_s"].numpy()
     expected = np.mean(0.5 * np.sum((z_s - mean_t) ** 2 / var_t + np.log(2 * np.pi * var_t), -1))
     result = model.compute_losses(unlabeled=tf.constant(images), training=False)
-    assert float(result["logs"]["u_lkd"]) == pytest.approx(expected, rel=1e-5)
+    assert float(result.logs["u_lkd"]) == pytest.approx(expected, rel=1e-5)
 
 
 def test_mixed_labeled_and_unlabeled_step():
@@ -474,8 +475,14 @@ def test_bad_constructor_arguments():
         tiny_lrlivae(loss_weighting="mine")
     with pytest.raises(ValueError, match="gan_loss"):
         tiny_lrlivae(gan_loss="wgan")
-    with pytest.raises(ValueError, match="adversary_input"):
-        tiny_lrlivae(adversary_input="both")
+    with pytest.raises(ValueError, match="adversary_input.code"):
+        tiny_lrlivae(extensions={"adversary_input": {"code": "both"}})
+    with pytest.raises(ValueError, match="hsic.weight"):
+        tiny_lrlivae(extensions={"hsic": {"weight": -1.0}})
+    with pytest.raises(ValueError, match="unknown parameters"):
+        tiny_lrlivae(extensions={"mmd": {"wieght": 1.0}})
+    with pytest.raises(ValueError, match="unknown extension 'hsci'"):
+        tiny_lrlivae(extensions={"hsci": {}})
     with pytest.raises(ValueError, match="image size"):
         tiny_lrlivae(input_shape=(12, 12, 1))
     with pytest.raises(ValueError, match=r"got 28; pass --image_size=32 \(or image_size=32 to "
@@ -541,15 +548,16 @@ def test_mmd_term_enters_only_the_encoder_u_objective():
     images, labels = image_batch(8)
     x, y = tf.constant(images), tf.constant(labels)
     with_mmd = model.compute_losses(x, y, training=False)
-    assert float(with_mmd["logs"]["mmd"]) > 0.0
-    model.mmd_weight = 0.0  # the same networks without the term
+    assert float(with_mmd.logs["mmd"]) > 0.0
+    del model.extensions["mmd"]  # the same networks without the term
     without = model.compute_losses(x, y, training=False)
-    assert "mmd" not in without["logs"]
+    assert "mmd" not in without.logs
     for name in ("encoder_s", "decoder", "discriminator", "latent_classifier"):
-        assert float(with_mmd["objectives"][name]) == pytest.approx(
-            float(without["objectives"][name]), rel=1e-5)
-    assert float(with_mmd["objectives"]["encoder_u"]) > float(without["objectives"]["encoder_u"])
-    assert LrLiVAE.from_config(tiny_lrlivae(mmd_weight=5.0).get_config()).mmd_weight == 5.0
+        assert float(with_mmd.objectives()[name]) == pytest.approx(
+            float(without.objectives()[name]), rel=1e-5)
+    assert float(with_mmd.objectives()["encoder_u"]) > float(without.objectives()["encoder_u"])
+    restored = LrLiVAE.from_config(tiny_lrlivae(mmd_weight=5.0).get_config())
+    assert restored.extension("mmd").weight == 5.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -707,10 +715,22 @@ def test_fit_prior_variances_is_the_lkd_maximiser_with_the_means_fixed():
         model.fit_prior_variances(images, labels[:3])
 
 
-def test_refit_prior_variances_option_round_trips():
-    model = tiny_lrlivae(refit_prior_variances=True)
-    assert LrLiVAE.from_config(model.get_config()).refit_prior_variances
-    assert not tiny_lrlivae().refit_prior_variances
+def test_extensions_round_trip_through_the_config():
+    model = tiny_lrlivae(extensions={"prior_refit": {}, "hsic": {"weight": 2.0}})
+    restored = LrLiVAE.from_config(model.get_config())
+    assert set(restored.extensions) == {"prior_refit", "hsic"}
+    assert restored.extension("hsic").weight == 2.0
+    assert not tiny_lrlivae().extensions
+
+
+def test_configs_saved_with_the_old_arguments_load_as_extensions():
+    config = tiny_lrlivae().get_config()
+    del config["extensions"]
+    config.update(hsic_weight=3.0, mmd_weight=0.0, refit_prior_variances=True, margin=0.5,
+                  adversary_steps=1)
+    restored = LrLiVAE.from_config(config)
+    assert set(restored.extensions) == {"hsic", "prior_refit", "gm_margin"}
+    assert restored.extension("hsic").weight == 3.0 and restored.margin == 0.5
 
 
 @pytest.mark.parametrize("spectral_norm", [False, True])
@@ -727,7 +747,8 @@ def test_discriminator_passes_and_where_the_generator_loss_goes_back(spectral_no
     rng = np.random.default_rng(1)
     fakes = [tf.constant(rng.uniform(size=images.shape).astype("float32")) for _ in range(2)]
     expected = model.discriminator([tf.concat([images, *fakes], 0), tf.concat([codes] * 3, 0)])
-    real_logits, fake_logits = model._discriminate(images, fakes, codes, training=False)
+    real_logits, fake_logits, _ = model._discriminate(images, fakes, codes, training=False,
+                                                      terms=Terms())
     np.testing.assert_allclose(tf.concat([real_logits, *fake_logits], 0), expected, rtol=1e-5,
                                atol=1e-6)
     specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, tf.as_dtype(t.dtype)), batch)

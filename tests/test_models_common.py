@@ -26,21 +26,45 @@ import pytest
 import tensorflow as tf
 
 from keras_lsvae import models
+from keras_lsvae.models.extensions import EXTENSIONS
 from keras_lsvae.registry import MODELS
 from tests.helpers import attribute_batch, image_batch
 
 INPUT_SHAPE, NUM_CLASSES = (8, 8, 1), 3
 # Options that add variables or change what a step does to them; each is applied to a model only
 # if its constructor has that argument.
-VARIABLE_OPTIONS = dict(spectral_norm=True, gan_loss="hinge", adversary_standardize=True,
-                        hsic_weight=1.0, hsic_all_groups=True, mmd_weight=1.0,
-                        adversary_steps=2, consistency_weight=1.0)
+VARIABLE_OPTIONS = dict(spectral_norm=True, gan_loss="hinge")
+# Every extension with parameters that show, on every model that offers its site.
+EXTENSION_OPTIONS = {"hsic": {"weight": 1.0, "all_groups": True}, "mmd": {"weight": 1.0},
+                     "adversary_boost": {"steps": 2}, "consistency": {"weight": 1.0},
+                     "adversary_input": {"code": "mean", "standardize": True},
+                     "gm_margin": {"margin": 0.5}, "prior_refit": {}}
+
+
+def _extensions(model_class):
+    sites = set(model_class.EXTENSION_SITES)
+    chosen = {}
+    for name, params in EXTENSION_OPTIONS.items():
+        if EXTENSIONS.get(name).site not in sites:
+            continue
+        if name == "hsic" and "grouped_batches" not in sites:
+            params = {"weight": 1.0}
+        chosen[name] = params
+    return chosen
+
+
+def test_every_extension_applies_to_some_model():
+    used = {name for model in MODELS.names() for name in _extensions(MODELS.get(model))}
+    assert used == set(EXTENSIONS.names())
 
 
 def _cases():
     for name in MODELS.names():
         accepted = inspect.signature(MODELS.get(name).__init__).parameters
         options = {k: v for k, v in VARIABLE_OPTIONS.items() if k in accepted}
+        extensions = _extensions(MODELS.get(name))
+        if extensions:
+            options["extensions"] = extensions
         yield pytest.param(name, {}, id=f"{name}-defaults")
         if options:
             yield pytest.param(name, options, id=f"{name}-every_option")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_lsvae import evaluation
-from keras_lsvae.benchmarks import paper_a, run_suite
+from keras_lsvae.benchmarks import common, paper_a, run_suite
 from keras_lsvae.registry import BENCHMARKS
 from keras_lsvae.training.config import TrainConfig
 from tests.test_evaluate import write_tiny_npz
@@ -68,14 +68,14 @@ def test_suites_are_registered_and_the_mnist_suite_names_its_missing_file(tmp_pa
 
 
 def test_digits_suite_trains_each_models_config_under_one_schedule():
-    configs = {name: paper_a._config_factory(os.path.join(paper_a.CONFIGS_DIR, cfg))("w", 3)
+    configs = {name: paper_a._config_factory(cfg)("w", 3)
                for name, cfg in paper_a.DIGITS_CONFIGS.items()}
     assert {name: c.model for name, c in configs.items()} == {n: n for n in configs}
     schedule = {(c.dataset, c.epochs, c.steps_per_epoch, c.batch_size, c.learning_rate,
                  c.lr_schedule, c.lr_final_fraction, c.seed, c.model_args.get("width"))
                 for c in configs.values()}
     assert schedule == {("digits", 60, 50, 64, 5e-4, "cosine", 0.1, 3, 32)}
-    quick = paper_a._config_factory(os.path.join(paper_a.CONFIGS_DIR, "cvae_digits.cfg"), 2)
+    quick = paper_a._config_factory("cvae_digits.cfg", 2)
     assert quick("w", 0).epochs == 2 and quick("w", 0).restart
 
 
@@ -94,15 +94,15 @@ def test_mnist_suite_trains_every_model_under_mnist_dev_schedule(tmp_path, monke
                          reference.learning_rate, reference.lr_schedule,
                          reference.lr_final_fraction, 1)}
     assert reference.image_size == 32 and reference.lr_schedule == "cosine"
-    for name in os.listdir(paper_a.CONFIGS_DIR):
-        with open(os.path.join(paper_a.CONFIGS_DIR, name)) as f:
+    for name in os.listdir(common.CONFIGS_DIR):
+        with open(common.config_path(name)) as f:
             text = f.read()
         if name == "mnist_dev.cfg":
             text = (text.replace("--lr_schedule=cosine", "--lr_schedule=constant")
                     .replace("--learning_rate=5e-4", "--learning_rate=2e-4")
                     + "--lr_final_fraction=0.3\n")
         (tmp_path / name).write_text(text)
-    monkeypatch.setattr(paper_a, "CONFIGS_DIR", str(tmp_path))
+    monkeypatch.setattr(common, "CONFIGS_DIR", str(tmp_path))
     _, changed = paper_a.paper_a_mnist_configs("npz:/data/mnist_dev.npz")
     assert {(make("w", 0).learning_rate, make("w", 0).lr_schedule,
              make("w", 0).lr_final_fraction) for make in changed.values()} == {

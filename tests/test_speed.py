@@ -214,7 +214,7 @@ def test_mixed_precision_trains_with_float32_losses_and_scales_every_optimizer(p
     images, labels = image_batch(8, groups=model.data_group)
     batch = (tf.constant(images), tf.constant(labels))
     losses = model.compute_losses(batch[0][:, -1], batch[1][:, -1], training=False)
-    for key, value in losses["logs"].items():
+    for key, value in losses.logs.items():
         assert value.dtype == tf.float32, key
     if scaled:
         # Each optimizer receives its gradients times its loss scale (2^15), which it divides

@@ -213,8 +213,7 @@ def test_cosine_schedule_sets_every_optimizer_per_epoch_and_survives_resume(tmp_
     from keras_lsvae.training.callbacks import LearningRateSchedule, learning_rate_factor
 
     config = tiny_config(tmp_path, epochs=3, lr_schedule="cosine", lr_final_fraction=0.25,
-                         model_args={**tiny_config(tmp_path).model_args,
-                                     "adversary_lr_multiplier": 10.0})
+                         extensions={"adversary_boost": {"lr_multiplier": 10.0}})
     train(config)
     model = keras.models.load_model(str(tmp_path / "model.keras"))
     rates = {n: float(o.learning_rate) for n, o in model.objective_optimizers.items()}
@@ -235,7 +234,7 @@ def test_cosine_schedule_sets_every_optimizer_per_epoch_and_survives_resume(tmp_
     # A run resumed from an epoch-2 checkpoint (written at the constant rate: the checkpoint
     # holds the base rates) trains its last epoch at the schedule's rates.
     resumed = tmp_path / "resumed"
-    train(tiny_config(resumed, epochs=2, model_args=config.model_args))
+    train(tiny_config(resumed, epochs=2, extensions=config.extensions))
     train(dataclasses.replace(config, workdir=str(resumed)))
     again = keras.models.load_model(str(resumed / "model.keras"))
     for name, rate in rates.items():
@@ -252,9 +251,7 @@ def test_refit_prior_variances_after_training(tmp_path):
     from keras_lsvae.training import build_model
     from keras_lsvae.training.callbacks import Checkpointer
 
-    config = tiny_config(tmp_path, classes=(0, 1, 2),
-                         model_args={**tiny_config(tmp_path).model_args,
-                                     "refit_prior_variances": True})
+    config = tiny_config(tmp_path, classes=(0, 1, 2), extensions={"prior_refit": {}})
     train(config)
     saved = keras.models.load_model(str(tmp_path / "model.keras"))
     learned = build_model(config, data.info("digits", image_size=8))
@@ -400,3 +397,37 @@ def test_restart_clears_every_old_output(tmp_path):
     history = json.loads((workdir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1]
     assert "--restart" in (workdir / "flags.txt").read_text()
+
+
+def test_old_model_arg_names_become_extensions(tmp_path):
+    # Flagfiles written before the extensions existed keep working: the old --model_arg names
+    # (keras_lsvae.models.extensions.LEGACY_ARGUMENTS) are translated, a weight of 0 is "off".
+    config = tiny_config(tmp_path, model_args={**tiny_config(tmp_path).model_args,
+                                               "hsic_weight": 2.0, "mmd_weight": 0.0,
+                                               "adversary_steps": 3,
+                                               "refit_prior_variances": True}).validate()
+    assert config.extensions == {"hsic": {"weight": 2.0}, "adversary_boost": {"steps": 3},
+                                 "prior_refit": {}}
+    assert not {"hsic_weight", "mmd_weight", "adversary_steps"} & set(config.model_args)
+
+
+def test_extension_flag_parses_names_and_parameters():
+    from keras_lsvae.models.extensions import parse_flag
+
+    assert parse_flag(["prior_refit", "hsic.weight=600", "hsic.bandwidth_scales=(0.05,1.0)",
+                       "adversary_input.code=mean"]) == {
+        "prior_refit": {}, "hsic": {"weight": 600, "bandwidth_scales": (0.05, 1.0)},
+        "adversary_input": {"code": "mean"}}
+    with pytest.raises(ValueError, match="NAME.PARAM=VALUE"):
+        parse_flag(["weight=3"])
+
+
+def test_an_extension_the_model_does_not_offer_fails_before_anything_is_written(tmp_path):
+    from keras_lsvae import data
+    from keras_lsvae.training import build_model
+
+    config = tiny_config(tmp_path / "run", extensions={"prior_refit": {}}, model="cvae",
+                         model_args={"width": 8, "z_dim": 3})
+    with pytest.raises(ValueError, match="--extension: extension 'prior_refit' does not apply "
+                                         "to CVAE"):
+        build_model(config, data.info("digits", image_size=8))

@@ -211,25 +211,19 @@ def test_attribute_targets_and_example_picks():
     assert attr.pick_examples(one_hot, 4).tolist() == [0, 1, 2, 3]
 
 
-class _CSVAEShaped:
-    def manipulate(self, images, target_attributes, w=None):
-        return 10.0 * np.asarray(target_attributes)
-
-
-class _CondShaped:
-    def manipulate(self, images, attributes, target_attributes, scale=1.0):
-        return np.asarray(attributes) + 100.0 * scale * np.asarray(target_attributes)
-
-
-def test_manipulate_dispatches_on_the_model_signature():
+def test_manipulate_is_the_models_declared_uniform_call():
+    """viz's G_ij is ``manipulate_attributes`` of the model's ``ManipulatesAttributes``: CSVAE
+    overrides it (its ``manipulate`` takes no source attributes), the others inherit the
+    default ``manipulate(images, attributes, target_attributes)``."""
     from keras_lsvae.viz import attributes as attr
+    from tests.helpers import attribute_batch, tiny_attribute_model
 
-    targets = np.eye(2, dtype=np.float32)
-    source = targets[::-1]
-    # CSVAE: (images, target_attributes); the others: (images, attributes, target_attributes).
-    np.testing.assert_array_equal(attr.manipulate(_CSVAEShaped(), None, source, targets),
-                                  10.0 * targets)
-    np.testing.assert_array_equal(attr.manipulate(_CondShaped(), None, source, targets,
-                                                  scale=2.0), source + 200.0 * targets)
-    assert attr.accepts(_CondShaped().manipulate, "scale")
-    assert not attr.accepts(_CSVAEShaped().manipulate, "scale")
+    images, source = attribute_batch(4)
+    targets = source[::-1].copy()
+    csvae = tiny_attribute_model("csvae")
+    csvae.fit_attribute_statistics(images, source)
+    np.testing.assert_array_equal(attr.manipulate(csvae, images, source, targets),
+                                  np.asarray(csvae.manipulate(images, targets)))
+    condvae = tiny_attribute_model("condvae")
+    np.testing.assert_array_equal(attr.manipulate(condvae, images, source, targets),
+                                  np.asarray(condvae.manipulate(images, source, targets)))

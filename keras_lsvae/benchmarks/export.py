@@ -102,13 +102,12 @@ def measure(model, flatbuffers=None, repeats=50, warmup=5, batch_size=64, seed=0
 
 @BENCHMARKS.register("export")
 def export_suite(out_dir, seed=0, epochs=None, repeats=50):
-    from keras_lsvae.benchmarks.lrlivae import _load_model, digits_config
-    from keras_lsvae.training import train
+    from keras_lsvae.benchmarks.common import suite_config, train_and_load
     from keras_lsvae.training.loop import versions
 
-    config = digits_config(os.path.join(out_dir, "export_digits"), seed=seed, epochs=epochs)
-    train(config)
-    model = _load_model(config.workdir)
+    config = suite_config("digits.cfg", os.path.join(out_dir, "export_digits"), seed=seed,
+                          epochs=epochs)
+    model, _ = train_and_load(config)
     result = measure(model, repeats=repeats, seed=seed)
     result.update(config={"flagfile": "configs/digits.cfg", "epochs": config.epochs,
                           "seed": seed, "workdir": config.workdir},

@@ -22,144 +22,30 @@
 ``lrlivae_semi``: the semi-supervised case alone, over seeds, on digits or mnist_dev.npz.
 ``lrlivae_shapes``: on ``shapes`` (class = shape; position, scale, rotation, intensity known),
 R² of linear probes predicting each non-class factor from z_u and from z_s, plus leakage.
+
+The numbers come from :func:`keras_lsvae.evaluation.disentanglement_report` and the other
+protocols of :mod:`keras_lsvae.evaluation`; this module chooses the configs (package data:
+:mod:`keras_lsvae.benchmarks.common`), data, seeds and targets.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
 import numpy as np
 
-from keras_lsvae import data, metrics
-from keras_lsvae.masks import make_mask
+from keras_lsvae import data, evaluation
+from keras_lsvae.benchmarks.common import (require_data_file, suite_config, train_and_load)
 from keras_lsvae.registry import BENCHMARKS
 from keras_lsvae.training import train
-from keras_lsvae.training.flags import config_from_flagfile
 from keras_lsvae.training.loop import versions
-
-PAPER_MASKS = ("right_half", "eyes_band", "bottom_half")
-
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "configs")
 
 
 def digits_config(workdir, seed=0, epochs=None, **overrides):
     """configs/digits.cfg (the main job) as a TrainConfig, so the benchmark measures exactly
     what the README's first command trains."""
-    config = config_from_flagfile(os.path.join(CONFIGS_DIR, "digits.cfg"), workdir=workdir,
-                                  seed=seed, verbose=0, restart=True, **overrides)
-    return dataclasses.replace(config, epochs=int(epochs)) if epochs else config
-
-
-def _load_model(workdir):
-    import keras
-
-    import keras_lsvae.models  # noqa: F401  (registers the model class for deserialisation)
-    return keras.models.load_model(os.path.join(workdir, "model.keras"))
-
-
-def _swap_pairs(labels_s, labels_pool, rng):
-    """For each i, an index j into ``labels_pool`` with labels_pool[j] != labels_s[i]."""
-    return np.asarray([rng.choice(np.flatnonzero(labels_pool != label)) for label in labels_s])
-
-
-def swap_consistency(model, classifier, images_s, labels_s, images_u, labels_u):
-    """Fraction of swap(a, b) classified as a's class, and as b's class."""
-    predicted = np.argmax(metrics.predict_probs(classifier, np.asarray(
-        model.swap(images_s, images_u))), axis=-1)
-    return float(np.mean(predicted == labels_s)), float(np.mean(predicted == labels_u))
-
-
-def inpainting_report(model, images, mean_image):
-    """Per paper mask: MSE on the missing pixels for the paper's encoder pass
-    (``inpaint(method="encode")``), for MAP code search (``method="optimize"``), and for the
-    baseline that fills them with the train split's mean image. Both model variants start from
-    the mean-filled image."""
-    report = {}
-    height, width = images.shape[1:3]
-    for kind in PAPER_MASKS:
-        mask = make_mask(kind, height, width)
-        missing = np.broadcast_to(mask, images.shape) > 0
-        baseline = np.where(missing, mean_image[None], images)
-        entry = {"mean_fill": float(np.mean((baseline[missing] - images[missing]) ** 2))}
-        for method in ("encode", "optimize"):
-            inpainted = np.asarray(model.inpaint(images, mask, fill_value=mean_image,
-                                                 method=method))
-            entry[method] = float(np.mean((inpainted[missing] - images[missing]) ** 2))
-            entry[f"{method}_beats_mean_fill"] = entry[method] < entry["mean_fill"]
-        report[kind] = entry
-    return report
-
-
-def evaluate_lrlivae(model, train_images, train_labels, test_images, test_labels, classifier,
-                     seed=0, samples_per_class=100):
-    """Every paper-A number for a trained model (module docstring)."""
-    rng = np.random.default_rng(seed)
-    k = model.num_classes
-    result = {"num_test": int(len(test_labels)), "num_train": int(len(train_labels))}
-    probs = np.asarray(model.predict_labels(test_images))
-    result["zs_accuracy"] = float(np.mean(np.argmax(probs, -1) == test_labels))
-    codes_train, codes_test = model.encode(train_images), model.encode(test_images)
-    zu = metrics.leakage_report(np.asarray(codes_train["z_u"]), train_labels,
-                                np.asarray(codes_test["z_u"]), test_labels, k, seed=seed)
-    zs = metrics.leakage_report(np.asarray(codes_train["z_s"]), train_labels,
-                                np.asarray(codes_test["z_s"]), test_labels, k, seed=seed)
-    result["zu_leakage"] = zu
-    result["zu_leakage_accuracy"] = max(zu["linear"], zu["knn"], zu["mlp"])
-    # The decoder sees z_u ~ q(z_u|x), not μ_u: probes of posterior samples measure the class
-    # information the decoder can get (bounded by the KL of z_u), probes of μ_u the stricter
-    # "any trace in the code" (the headline number above).
-    sampled_train = np.asarray(model.encode(train_images, mode="sample")["z_u"])
-    sampled_test = np.asarray(model.encode(test_images, mode="sample")["z_u"])
-    zu_sampled = metrics.leakage_report(sampled_train, train_labels, sampled_test, test_labels,
-                                        k, seed=seed)
-    result["zu_leakage_posterior_samples"] = zu_sampled
-    result["zu_leakage_accuracy_posterior_samples"] = max(
-        zu_sampled["linear"], zu_sampled["knn"], zu_sampled["mlp"])
-    result["zs_probe"] = zs
-    requested = np.repeat(np.arange(k), samples_per_class).astype(np.int32)
-    generated = np.asarray(model.generate(requested, seed=seed))
-    cond = metrics.conditional_accuracy_report(classifier, generated, requested)
-    result["conditional_accuracy"] = cond["accuracy"]
-    result["conditional_accuracy_per_class"] = cond["per_class"]
-    partners = _swap_pairs(test_labels, test_labels, rng)
-    result["swap_consistency"], result["swap_follows_zu"] = swap_consistency(
-        model, classifier, test_images, test_labels, test_images[partners],
-        test_labels[partners])
-    recon = np.asarray(model.reconstruct(test_images))
-    result["recon_mse"] = float(np.mean((recon - test_images) ** 2))
-    result["inpaint_mse"] = inpainting_report(model, test_images[:200],
-                                              train_images.mean(axis=0))
-    gen_div = metrics.intra_class_diversity(generated, requested, seed=seed)
-    real_div = metrics.intra_class_diversity(test_images, test_labels, seed=seed)
-    result["diversity_generated"] = gen_div["mean"]
-    result["diversity_real"] = real_div["mean"]
-    result["diversity_settings"] = gen_div["ms_ssim"]
-    gen_probs = metrics.predict_probs(classifier, generated)
-    real_probs = metrics.predict_probs(classifier, test_images)
-    result["inception_score_generated"] = list(metrics.inception_score(gen_probs))
-    result["inception_score_real_test"] = list(metrics.inception_score(real_probs))
-    gen_feats = metrics.features(classifier, generated)
-    real_feats = metrics.features(classifier, test_images)
-    result["fid_vs_test"] = metrics.frechet_distance(gen_feats, real_feats)
-    result["intra_class_fid_vs_test"] = metrics.intra_class_fid(
-        real_feats, test_labels, gen_feats, requested)["mean"]
-    result["metric_notes"] = (
-        "IS/FID use the independent evaluation CNN trained on the real train split (its "
-        f"probabilities / {gen_feats.shape[1]}-d penultimate features), not Inception-v3; "
-        f"{len(requested)} generated samples ({samples_per_class} per class, seed {seed}) vs "
-        f"{len(test_labels)} real test images; IS over 10 splits.")
-    return result
-
-
-def _classifier(train_images, train_labels, test_images, test_labels, seed, epochs):
-    classifier = metrics.train_eval_classifier(train_images, train_labels, epochs=epochs,
-                                               seed=seed)
-    accuracy = float(np.mean(np.argmax(metrics.predict_probs(classifier, test_images), -1)
-                             == test_labels))
-    return classifier, accuracy
+    return suite_config("digits.cfg", workdir, seed, epochs, **overrides)
 
 
 #: The issue's targets on the digits test split: (direction, threshold).
@@ -181,18 +67,16 @@ def _train_and_evaluate(config, classifier, classifier_accuracy, split_note,
                         targets=DIGITS_TARGETS):
     """Train ``config`` (restarting its workdir) and measure the trained model on the config's
     data set: train split for the probes, test split for every number."""
-    started = time.time()
-    train(config)
-    train_seconds = time.time() - started
-    model = _load_model(config.workdir)
+    model, train_seconds = train_and_load(config)
     arrays = dict(data_dir=config.data_dir, image_size=config.image_size)
     train_images, train_labels = data.load_arrays(config.dataset, "train", **arrays)
     test_images, test_labels = data.load_arrays(config.dataset, "test", **arrays)
     result = {"settings": config.to_json(), "versions": versions(), "seed": config.seed,
-              "split": split_note, "train_seconds": round(train_seconds, 1),
+              "split": split_note, "train_seconds": train_seconds,
               "eval_classifier_test_accuracy": classifier_accuracy}
-    result.update(evaluate_lrlivae(model, train_images, train_labels, test_images, test_labels,
-                                   classifier, seed=config.seed))
+    result.update(evaluation.disentanglement_report(model, train_images, train_labels,
+                                                    test_images, test_labels, classifier,
+                                                    seed=config.seed))
     result["targets_met"] = targets_met(result, targets)
     return result
 
@@ -206,8 +90,8 @@ def _train_and_evaluate_digits(out_dir, seed, epochs, classifier, classifier_acc
 def _digits_classifier(seed, classifier_epochs):
     train_images, train_labels = data.load_arrays("digits", "train")
     test_images, test_labels = data.load_arrays("digits", "test")
-    return _classifier(train_images, train_labels, test_images, test_labels, seed,
-                       classifier_epochs)
+    return evaluation.fresh_classifier(train_images, train_labels, test_images, test_labels,
+                                       seed, classifier_epochs)
 
 
 def _spread(values):
@@ -260,33 +144,25 @@ SUMMARY_KEYS = ("recon_mse", "diversity_generated", "fid_vs_test",
 MNIST_TARGETS = {"zs_accuracy": (">=", 0.98), "zu_leakage_accuracy": ("<=", 0.20),
                  "conditional_accuracy": (">=", 0.95), "swap_consistency": (">=", 0.95),
                  "recon_mse": ("<=", 0.025)}
-MNIST_DEV_DEFAULT = os.path.join("..", "shared", "data", "mnist_dev.npz")
 
 
 def _mnist_setup(suite, data_path, epochs, seed, classifier_epochs):
     """configs/mnist_dev.cfg on the npz at ``data_path`` (a FileNotFoundError saying what to
     pass if it is missing), its test split, and the evaluation CNN trained on its train split:
     (config, (test images, test labels), classifier, classifier's test accuracy)."""
-    if not os.path.isfile(data_path):
-        raise FileNotFoundError(
-            f"{suite}: no data file at {data_path!r}; pass --data=PATH/mnist_dev.npz "
-            "(8,000 real MNIST digits in the npz: layout of keras_lsvae.data; the shared "
-            "development copy is ../shared/data/mnist_dev.npz from the repository root)")
+    require_data_file(suite, data_path)
     dataset = f"npz:{os.path.abspath(data_path)}"
-    base = config_from_flagfile(os.path.join(CONFIGS_DIR, "mnist_dev.cfg"), workdir="unused",
-                                verbose=0, restart=True, dataset=dataset)
-    if epochs:
-        base = dataclasses.replace(base, epochs=int(epochs))
+    base = suite_config("mnist_dev.cfg", "unused", epochs=epochs, dataset=dataset)
     arrays = dict(image_size=base.image_size)
     train_images, train_labels = data.load_arrays(dataset, "train", **arrays)
     test_images, test_labels = data.load_arrays(dataset, "test", **arrays)
-    classifier, classifier_accuracy = _classifier(train_images, train_labels, test_images,
-                                                  test_labels, seed, classifier_epochs)
+    classifier, classifier_accuracy = evaluation.fresh_classifier(
+        train_images, train_labels, test_images, test_labels, seed, classifier_epochs)
     return base, (test_images, test_labels), classifier, classifier_accuracy
 
 
 @BENCHMARKS.register("lrlivae_mnist")
-def lrlivae_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=MNIST_DEV_DEFAULT,
+def lrlivae_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=None,
                   classifier_epochs=15, semi_supervised=True):
     """``configs/mnist_dev.cfg`` (the settings of ``configs/mnist.cfg``) trained on the train
     split of ``data_path`` (an ``npz:`` file such as mnist_dev.npz: 7,000 real MNIST digits)
@@ -315,7 +191,7 @@ def lrlivae_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=MNIST_DEV
 
 #: Learning-rate schedule of the §3.6 runs: constant, as the paper trains. Fine-tuning after
 #: the configs' cosine decay was measured worse (MNIST seeds 0 / 1, unseen swap consistency
-#: after fine-tuning 0.69 / 0.55 vs 0.82 / 0.77 at a constant rate; docs/benchmarks.md,
+#: after fine-tuning 0.69 / 0.55 vs 0.82 / 0.77 at a constant rate; docs/lrlivae.md,
 #: session 11), whichever rate the fine-tuning epochs ran at.
 SEMI_LR_SCHEDULE = "constant"
 
@@ -335,20 +211,13 @@ def _semi_supervised(out_dir, config, classifier, test_images, test_labels, seed
     train(phase1)
     rng = np.random.default_rng(seed)
     unseen_idx = np.flatnonzero(np.isin(test_labels, unseen))
-    partners = _swap_pairs(test_labels[unseen_idx], test_labels, rng)
+    partners = evaluation.swap_partners(test_labels[unseen_idx], test_labels, rng)
+    seen_idx = np.flatnonzero(np.isin(test_labels, seen))
 
     def measure():
-        model = _load_model(workdir)
-        consistency, follows = swap_consistency(
-            model, classifier, test_images[unseen_idx], test_labels[unseen_idx],
-            test_images[partners], test_labels[partners])
-        seen_idx = np.flatnonzero(np.isin(test_labels, seen))
-        zs_acc = float(np.mean(np.argmax(np.asarray(model.predict_labels(
-            test_images[seen_idx])), -1) == test_labels[seen_idx]))
-        recon = np.asarray(model.reconstruct(test_images[unseen_idx]))
-        return {"unseen_swap_consistency": consistency, "unseen_swap_follows_zu": follows,
-                "seen_zs_accuracy": zs_acc,
-                "unseen_recon_mse": float(np.mean((recon - test_images[unseen_idx]) ** 2))}
+        return evaluation.unseen_swap_report(evaluation.load_workdir_model(workdir),
+                                             classifier, test_images, test_labels, unseen_idx,
+                                             partners, seen_idx)
 
     before = measure()
     finetune_epochs = max(1, config.epochs // 3)
@@ -403,33 +272,29 @@ def lrlivae_shapes(out_dir, seed=0, epochs=None):
     # 8-d codes) it over-constrains z_u (position R² from z_u fell from ~0.96 to ~0.6), so this
     # suite measures the paper's objectives plus the digits config's other settings.
     config = dataclasses.replace(digits, dataset="shapes", epochs=int(epochs or 12),
-                                 model_args=dict(digits.model_args, zs_dim=8, zu_dim=8,
-                                                 hsic_weight=0.0))
-    started = time.time()
-    train(config)
-    train_seconds = time.time() - started
-    model = _load_model(config.workdir)
+                                 model_args=dict(digits.model_args, zs_dim=8, zu_dim=8),
+                                 extensions={name: params for name, params
+                                             in digits.extensions.items() if name != "hsic"})
+    model, train_seconds = train_and_load(config)
     train_images, train_labels = data.load_arrays("shapes", "train", max_examples=4000)
     test_images, test_labels = data.load_arrays("shapes", "test")
     train_factors = {k: v[:4000] for k, v in shapes.load_factors("train").items()}
     test_factors = shapes.load_factors("test")
     names = [n for n in shapes.FACTOR_NAMES if n != "rotation"]  # rotation aliases by symmetry
     targets = lambda f: np.stack([f[n] for n in names], axis=1)  # noqa: E731
-    codes_train, codes_test = model.encode(train_images), model.encode(test_images)
+    codes_train = evaluation.encoded(model, train_images, train_labels)
+    codes_test = evaluation.encoded(model, test_images, test_labels)
     result = {"settings": config.to_json(), "versions": versions(), "seed": seed,
-              "train_seconds": round(train_seconds, 1),
+              "train_seconds": train_seconds,
               "split": "shapes test (3000 images, seed 1); probes fit on 4000 train images",
-              "zs_accuracy": float(np.mean(np.argmax(np.asarray(model.predict_labels(
-                  test_images)), -1) == test_labels))}
-    for code in ("z_u", "z_s"):
-        result[f"r2_from_{code}"] = metrics.regression_r2(
-            np.asarray(codes_train[code]), targets(train_factors), np.asarray(codes_test[code]),
-            targets(test_factors), names=names)
-    result["zu_leakage"] = metrics.leakage_report(
-        np.asarray(codes_train["z_u"]), train_labels, np.asarray(codes_test["z_u"]),
-        test_labels, model.num_classes, seed=seed)
-    result["recon_mse"] = float(np.mean((np.asarray(model.reconstruct(test_images))
-                                         - test_images) ** 2))
+              "zs_accuracy": evaluation.label_accuracy(model, test_images, test_labels)}
+    result.update(evaluation.factor_r2(
+        codes_train, targets(train_factors), codes_test, targets(test_factors), names,
+        (model.label_irrelevant_code, model.label_relevant_code)))
+    result["zu_leakage"] = evaluation.code_leakage(
+        codes_train, train_labels, codes_test, test_labels, model.label_irrelevant_code,
+        model.num_classes, seed=seed)
+    result["recon_mse"] = evaluation.reconstruction_mse(model, test_images, test_labels)
     result["probe_notes"] = ("rotation is left out: square, cross and triangle rotations alias "
                              "under their symmetries, so no code can predict it linearly")
     return result

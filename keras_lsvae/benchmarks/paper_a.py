@@ -20,18 +20,15 @@ evaluation, settings and versions; ``DIR/<suite>.md`` holds the table.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import time
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 
 from keras_lsvae import evaluation
-from keras_lsvae.benchmarks.lrlivae import CONFIGS_DIR, MNIST_DEV_DEFAULT
+from keras_lsvae.benchmarks import common
 from keras_lsvae.registry import BENCHMARKS
-from keras_lsvae.training.flags import config_from_flagfile
 
 PAPER_A_MODELS = ("cvae", "cvaegan", "cgan", "lrlivae")
 SUITE_METRICS = ("is_mean", "is_std", "fid", "intra_fid", "diversity", "conditional_accuracy",
@@ -114,7 +111,6 @@ def run_comparison(suite: str, out_dir: str, configs: Dict[str, object], eval_da
     ``skip_missing``: leave out models whose config/class is not available (tests only; the
     suites themselves train all four)."""
     from keras_lsvae.registry import MODELS
-    from keras_lsvae.training import train
 
     import keras_lsvae.models  # noqa: F401  (registers the models)
 
@@ -130,11 +126,8 @@ def run_comparison(suite: str, out_dir: str, configs: Dict[str, object], eval_da
             continue
         for seed in seeds:
             config = configs[name](os.path.join(out_dir, f"{suite}_{name}_seed{seed}"), seed)
-            started = time.time()
-            train(config)
-            seconds = round(time.time() - started, 1)
+            model, seconds = common.train_and_load(config)
             train_seconds.setdefault(name, []).append(seconds)
-            model = evaluation.load_model(os.path.join(config.workdir, "model.keras"))
             result = evaluation.evaluate_model(model, eval_data, classifier, seed=seed,
                                                samples_per_class=samples_per_class)
             result.update(workdir=config.workdir, seed=seed, train_seconds=seconds,
@@ -171,17 +164,17 @@ def run_comparison(suite: str, out_dir: str, configs: Dict[str, object], eval_da
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, f"{suite}.md"), "w") as f:
         f.write(markdown)
-    return json.loads(json.dumps(evaluation._jsonable(output)))
+    return json.loads(json.dumps(evaluation.jsonable(output)))
 
 
-def _config_factory(path, epochs=None, **overrides):
-    if not os.path.isfile(path):
+def _config_factory(name, epochs=None, **overrides):
+    """``(workdir, seed) -> TrainConfig`` of the package's flagfile ``name``; None if the
+    package has no such flagfile."""
+    if not os.path.isfile(common.config_path(name)):
         return None
 
     def make(workdir, seed):
-        config = config_from_flagfile(path, workdir=workdir, seed=seed, verbose=0, restart=True,
-                                      **overrides)
-        return dataclasses.replace(config, epochs=int(epochs)) if epochs else config
+        return common.suite_config(name, workdir, seed, epochs, **overrides)
     return make
 
 
@@ -193,8 +186,7 @@ def paper_a_digits(out_dir, seed=0, epochs=None, num_seeds=3, classifier_dir=Non
     ``epochs`` overrides every config's 60 epochs (quick checks). Budget (2 idle CPU cores,
     measured): 523 s per seed (training cVAE 48 s, cVAE-GAN 204 s, cGAN 83 s, Lr-LiVAE 172 s,
     plus evaluation), so 3 seeds ≈ 26 min; the digits classifier 46 s once (cached)."""
-    configs = {name: _config_factory(os.path.join(CONFIGS_DIR, DIGITS_CONFIGS[name]), epochs)
-               for name in models}
+    configs = {name: _config_factory(DIGITS_CONFIGS[name], epochs) for name in models}
     eval_data = evaluation.load_eval_data("digits")
     return run_comparison("paper_a_digits", out_dir, configs, eval_data,
                           list(range(seed, seed + num_seeds)), classifier_dir, models=models,
@@ -207,33 +199,26 @@ def paper_a_mnist_configs(dataset, epochs=None, models=PAPER_A_MODELS):
     """(configs/mnist_dev.cfg's config, {model: config factory}) of ``paper_a_mnist`` on
     ``dataset``: Lr-LiVAE's mnist_dev.cfg and each baseline's digits config with mnist_dev.cfg's
     data set, image size, epochs, steps per epoch, batch size and learning-rate schedule."""
-    lrlivae = config_from_flagfile(os.path.join(CONFIGS_DIR, "mnist_dev.cfg"), workdir="unused",
-                                   verbose=0, restart=True, dataset=dataset)
+    lrlivae = common.suite_config("mnist_dev.cfg", "unused", dataset=dataset)
     shared = dict(dataset=dataset, image_size=lrlivae.image_size,
                   steps_per_epoch=lrlivae.steps_per_epoch, batch_size=lrlivae.batch_size,
                   learning_rate=lrlivae.learning_rate, lr_schedule=lrlivae.lr_schedule,
                   lr_final_fraction=lrlivae.lr_final_fraction)
     epochs = epochs or lrlivae.epochs
-    configs = {name: _config_factory(os.path.join(CONFIGS_DIR, DIGITS_CONFIGS[name]), epochs,
-                                     **shared)
+    configs = {name: _config_factory(DIGITS_CONFIGS[name], epochs, **shared)
                for name in models if name != "lrlivae"}
     if "lrlivae" in models:
-        configs["lrlivae"] = _config_factory(os.path.join(CONFIGS_DIR, "mnist_dev.cfg"), epochs,
-                                             dataset=dataset)
+        configs["lrlivae"] = _config_factory("mnist_dev.cfg", epochs, dataset=dataset)
     return lrlivae, configs
 
 
 @BENCHMARKS.register("paper_a_mnist")
-def paper_a_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=MNIST_DEV_DEFAULT,
+def paper_a_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=None,
                   classifier_dir=None, models=PAPER_A_MODELS, skip_missing=False):
     """The four models on the real MNIST digits of ``data_path`` (mnist_dev.npz) at 32×32.
 
     Configs: :func:`paper_a_mnist_configs` (all four under mnist_dev.cfg's schedule)."""
-    if not os.path.isfile(data_path):
-        raise FileNotFoundError(
-            f"paper_a_mnist: no data file at {data_path!r}; pass --data=PATH/mnist_dev.npz "
-            "(8,000 real MNIST digits in the npz: layout of keras_lsvae.data; the shared "
-            "development copy is ../shared/data/mnist_dev.npz from the repository root)")
+    common.require_data_file("paper_a_mnist", data_path)
     dataset = f"npz:{os.path.abspath(data_path)}"
     lrlivae, configs = paper_a_mnist_configs(dataset, epochs, models)
     eval_data = evaluation.load_eval_data(dataset, image_size=lrlivae.image_size)

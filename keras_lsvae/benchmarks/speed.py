@@ -109,15 +109,18 @@ def network_passes(model):
     once; the decoder on x'_f and x'_p (+ the swaps of the consistency term); D on x, x'_f,
     x'_p (3B); ω once per adversary step. Unlabeled data are not part of the benchmark."""
     name = type(model).__name__
+    boost = model.extension("adversary_boost")
+    adversary_steps = boost.steps if boost else 1
     if name == "LrLiVAE":
         passes = {"encoder_s": model.n_gm + 1, "encoder_u": 1, "decoder": 2,
-                  "latent_classifier": model.adversary_steps}
-        if model.consistency_weight > 0:
+                  "latent_classifier": adversary_steps}
+        if model.extension("consistency"):
             passes["decoder"] += 1
             passes["encoder_s"] += 2  # samples and swaps through Encoder^s
         if model.gan_weight > 0:
             passes["discriminator"] = 3
-        if model.hsic_weight > 0 and model.hsic_all_groups:
+        hsic = model.extension("hsic")
+        if hsic and hsic.all_groups:
             passes["encoder_u"] += model.n_gm
         return passes
     if name == "CVAEGAN":  # E; G on z and z_p (2B); D and C on x, x_f, x_p (3B each)
@@ -126,9 +129,9 @@ def network_passes(model):
         return {"generator": 1, "discriminator": 2}
     if name == "CSVAE":  # q(z|x), q(w|x,y), decoder; the adversary on z (M2) and on sg(z) (N)
         return {"encoder_z": 1, "encoder_w": 1, "decoder": 1,
-                "adversary": 1 + model.adversary_steps}
+                "adversary": 1 + adversary_steps}
     if name == "CondVAEInfo":  # + the adversary on z (info) and on sg(z)
-        return {"encoder": 1, "decoder": 1, "adversary": 1 + model.adversary_steps}
+        return {"encoder": 1, "decoder": 1, "adversary": 1 + adversary_steps}
     return {"encoder": 1, "decoder": 1}  # VAE, CondVAE, cVAE
 
 
@@ -243,7 +246,7 @@ def build(name, image_size=32, batch_size=64, width=32, num_classes=10, seed=0,
     lead = (batch_size,) if model.data_group == 1 else (batch_size, model.data_group)
     images = rng.uniform(size=lead + shape).astype(np.float32)
     labels = rng.integers(0, num_classes, size=lead).astype(np.int32)
-    if getattr(model, "label_kind", "class") == "attributes":
+    if model.label_kind == "attributes":
         labels = np.eye(num_classes, dtype=np.float32)[labels]
     return model, (tf.constant(images), tf.constant(labels))
 
@@ -278,7 +281,7 @@ def iteration_runner(model):
 def _runner_and_batches(entry):
     """(iteration runner, endless iterator over the batch) of ``(model, batch)`` or of
     ``(model, batch, runner)``: a probe whose variant is switched on while its train function
-    traces (docs/speed_probes/ab_serial_conv_grads.py) passes its own runner, which a new
+    traces (scripts/probes/ab_serial_conv_grads.py) passes its own runner, which a new
     :func:`iteration_runner` would replace by a trace without the variant."""
     model, batch = entry[:2]
     step = entry[2] if len(entry) > 2 else iteration_runner(model)
@@ -288,7 +291,7 @@ def _runner_and_batches(entry):
 def relative_weight_distance(first, second, steps=3):
     """‖w₁ − w₂‖ / ‖w₁ − w₀‖ over the trainable weights after ``steps`` training iterations of
     two models (``(model, batch)`` pairs, or ``(model, batch, runner)``) built from the same
-    weights (w₀): how far a variant of a computation (docs/speed_probes/ab_*.py) moves training
+    weights (w₀): how far a variant of a computation (scripts/probes/ab_*.py) moves training
     from the reference."""
     model, other = first[0], second[0]
     initial = [v.numpy() for v in model.trainable_variables]
@@ -396,12 +399,12 @@ def training_rss_mb(epochs=RSS_EPOCHS, steps_per_epoch=20, batch_size=None, mode
     """{epoch: :func:`current_rss_mb` at its end} for ``epochs`` of one configs/digits.cfg run
     of max(epochs) epochs of ``steps_per_epoch`` steps (``batch_size`` and ``model_args``,
     merged into the config's, shrink it for tests), in a temporary workdir."""
-    from keras_lsvae.benchmarks.lrlivae import digits_config
+    from keras_lsvae.benchmarks.common import suite_config
     from keras_lsvae.training.loop import train_model
 
     with tempfile.TemporaryDirectory() as workdir:
-        config = digits_config(workdir, seed, epochs=max(epochs),
-                               steps_per_epoch=steps_per_epoch)
+        config = suite_config("digits.cfg", workdir, seed, epochs=max(epochs),
+                              steps_per_epoch=steps_per_epoch)
         config = dataclasses.replace(config, batch_size=batch_size or config.batch_size,
                                      model_args={**config.model_args, **(model_args or {})})
         memory = ResidentMemory()

@@ -58,7 +58,9 @@ def load_run_model(workdir):
         raise ExportError(f"unknown model type {class_name!r} in {model_path}; exportable "
                           f"types: {', '.join(exportable_types())}")
     try:
-        model = keras.models.load_model(model_path, compile=False)
+        from keras_lsvae.evaluation import load_model  # the one run loader
+
+        model = load_model(model_path, compile=False)
     except (ValueError, TypeError, OSError) as error:
         raise ExportError(f"cannot load {model_path}: {error}") from error
     try:

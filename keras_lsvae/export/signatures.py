@@ -2,7 +2,8 @@
 per model class.
 
 A model class declares its exports with :func:`register` (here, in ``keras_lsvae/export/``,
-keyed by the class) or, once the models carry the hook, with a method
+keyed by the class) or by declaring the capability
+:class:`keras_lsvae.models.capabilities.ExportsSignatures` and defining
 ``export_spec(self) -> ExportSpec`` on the class itself, which takes precedence. Exporters never
 look at a model's name: a new model (e.g. CSVAE with ``manipulate``) declares its own
 :class:`Signature` list and nothing else changes.
@@ -22,6 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+from keras_lsvae.models import capabilities as caps
 
 #: A documented dimension: an int (fixed), "N" (the batch), or a short text such as "0|1|N".
 Dim = Any
@@ -139,11 +142,10 @@ def exportable_types() -> List[str]:
 
 
 def spec_for(model) -> ExportSpec:
-    """The model class's own ``export_spec()`` if it has one, else the registered builder of
-    its class (or nearest registered base class)."""
-    hook = getattr(model, "export_spec", None)
-    if callable(hook):
-        return hook()
+    """The model's own ``export_spec()`` if its class declares ``ExportsSignatures``, else the
+    registered builder of its class (or nearest registered base class)."""
+    if caps.supports(model, caps.ExportsSignatures):
+        return model.export_spec()
     for cls in type(model).__mro__:
         if cls in _BUILDERS:
             return _BUILDERS[cls](model)

@@ -17,7 +17,106 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lsvae import optimizers
+from keras_lsvae.models import extensions as extensions_lib
 from keras_lsvae.layers import SavesSeedStates, batch_normal
+
+
+class Term:
+    """One loss term of one step, declared once: its ``value`` (a scalar, logged under
+    ``name``), the objectives (optimizers) it enters with their ``weights``, and ``via``: for
+    an objective that the term reaches only through a network input that was cut
+    (:meth:`Terms.cut`), the cut tensors it goes through. A term reaches every objective not
+    named in ``via`` directly, through its own graph; those direct weights must be equal (one
+    backward pass carries them). An objective absent from ``weights`` must not be reachable
+    from the term except through a cut or a stop-gradient: declaring that is what the cuts are
+    for (tests/test_backward_once.py checks both derivations against each other)."""
+
+    __slots__ = ("name", "value", "weights", "via")
+
+    def __init__(self, name, value, weights, via=None):
+        self.name, self.value = name, value
+        self.weights = {objective: float(weight) for objective, weight in weights.items()}
+        self.via = {objective: list(cuts) for objective, cuts in (via or {}).items()}
+        unknown = set(self.via) - set(self.weights)
+        if unknown:
+            raise ValueError(f"term {name!r}: 'via' names objectives without a weight: "
+                             f"{sorted(unknown)}")
+
+    def direct_weight(self):
+        """The weight of the objectives the term reaches directly (None if it reaches none)."""
+        weights = {w for objective, w in self.weights.items() if objective not in self.via}
+        if len(weights) > 1:
+            raise ValueError(
+                f"term {self.name!r} reaches objectives "
+                f"{sorted(o for o in self.weights if o not in self.via)} directly with "
+                f"different weights {sorted(weights)}: one backward pass cannot weigh them "
+                "apart; cut the network input between them (Terms.cut) and declare 'via'")
+        return weights.pop() if weights else None
+
+
+class Terms:
+    """The loss terms of one step (:class:`Term`), in declaration order, and the values that
+    are only logged. A model's ``compute_losses`` fills one and returns it; the base class
+    derives from it every objective's loss (:meth:`objectives`, the per-objective reference
+    path) and the shared backward passes (:meth:`LabelSplitModel.apply_terms`).
+
+    ``tape``: the step's persistent tape when training with ``backward_once``; then
+    :meth:`cut` makes stop-gradient copies that the tape watches. Without a tape (evaluation,
+    the per-objective path) a cut is the tensor itself."""
+
+    def __init__(self, tape=None):
+        self.tape = tape
+        self.items: List[Term] = []
+        self.logs: Dict[str, tf.Tensor] = {}
+        self._sources = {}
+        #: the codes a latent adversary read this step (for extra adversary steps)
+        self.adversary_codes = None
+
+    def cut(self, tensor):
+        """``tensor`` as another network's input: with a tape, a watched stop-gradient copy
+        whose gradient the backward pass carries to ``tensor`` with the weight of the
+        objective that produced it (``via``); without one, ``tensor`` itself."""
+        if self.tape is None:
+            return tensor
+        copy = tf.stop_gradient(tensor)
+        self.tape.watch(copy)
+        self._sources[copy.ref()] = tensor
+        return copy
+
+    def source(self, cut):
+        return self._sources[cut.ref()]
+
+    def add(self, name, value, weights, via=None, log=True):
+        """Declare a term (see :class:`Term`); it is logged under ``name`` unless ``log`` is
+        False. Returns ``value``."""
+        if any(term.name == name for term in self.items):
+            raise ValueError(f"loss term {name!r} declared twice in one step")
+        self.items.append(Term(name, value, weights, via))
+        if log:
+            self.logs[name] = value
+        return value
+
+    def log(self, **values):
+        """Values that are logged but enter no objective (accuracies, sums for display)."""
+        self.logs.update(values)
+
+    def objective_names(self, order):
+        """The objectives (in ``order``) that at least one term enters."""
+        entered = {objective for term in self.items for objective in term.weights}
+        return [name for name in order if name in entered]
+
+    def objectives(self):
+        """{objective: Σ weight · term} over the terms that enter it (declaration order)."""
+        sums = {}
+        for term in self.items:
+            for objective, weight in term.weights.items():
+                part = term.value if weight == 1.0 else weight * term.value
+                sums[objective] = part if objective not in sums else sums[objective] + part
+        return sums
+
+    def weighted_sum(self, objective):
+        """Σ weight · term of one objective (0.0 if no term enters it)."""
+        return self.objectives().get(objective, 0.0)
 
 
 class LabelSplitModel(SavesSeedStates, keras.Model):
@@ -41,8 +140,12 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     #: examples per row that ``train_step`` expects (data.load(group=...)); see LrLiVAE.
     data_group = 1
 
-    def __init__(self, input_shape, num_classes, seed=0, **kwargs):
+    #: the extension sites this model offers (keras_lsvae/models/extensions.py)
+    EXTENSION_SITES: Sequence[str] = ()
+
+    def __init__(self, input_shape, num_classes, seed=0, extensions=None, **kwargs):
         super().__init__(**kwargs)
+        self.extensions = extensions_lib.build(type(self), extensions)
         self.example_shape = tuple(int(d) for d in input_shape)
         if len(self.example_shape) not in (1, 3):
             raise ValueError(
@@ -270,7 +373,7 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
         every optimizer is a ``LossScaleOptimizer`` (float16 gradients underflow otherwise;
         bfloat16 has float32's range and needs none); see :meth:`loss_scale`.
         """
-        overrides = dict(learning_rates or {})
+        overrides = self.extension_learning_rates(learning_rate, learning_rates)
         unknown = set(overrides) - set(self.OBJECTIVES)
         if unknown:
             raise ValueError(
@@ -307,7 +410,7 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def num_replicas():
         return tf.distribute.get_strategy().num_replicas_in_sync
 
-    #: Take every shared backward pass once (:meth:`apply_backward_once`, the models'
+    #: Take every shared backward pass once (:meth:`apply_terms`, the models'
     #: ``train_step``). False takes each objective's gradient separately from the persistent
     #: tape (:meth:`apply_objective`): the same updates with shared backward passes repeated
     #: (4–48% more executed FLOPs, docs/speed.md), kept as the reference that
@@ -348,23 +451,12 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
         return tf.nest.map_structure(concat, network(real, training=training),
                                      network(fake, training=training))
 
-    def cut(self, tape, tensor):
-        """``tensor`` as the input of another network's pass, for :meth:`apply_backward_once`:
-        a stop-gradient copy that ``tape`` watches, so the losses behind it reach its producer
-        only through a link (``(loss, [(cut, tensor, weight)])``) with that producer's own
-        weights. Without a tape (the per-objective path, evaluation) ``tensor`` itself."""
-        if tape is None:
-            return tensor
-        copy = tf.stop_gradient(tensor)
-        tape.watch(copy)
-        return copy
-
     def backward_once_gradients(self, tape, names, loss=None, links=()):
         """{objective: [(gradient, variable)]} of the objectives ``names`` from one backward pass.
 
         ``loss`` (a scalar or None) must be built so that its gradient w.r.t. each objective's
         own variables is that objective's gradient, e.g. the sum of each distinct loss term
-        once, with graph cuts (:meth:`cut`) wherever the objectives weigh a term differently.
+        once, with graph cuts (:meth:`Terms.cut`) wherever the objectives weigh a term differently.
         ``links`` carry the terms across the cuts: ``(term, [(cut, source, weight), ...])``
         adds weight · ∂term/∂cut as the cotangent of ``source`` (the tensor the cut copied),
         one backward pass through the network behind the cut per distinct term. The
@@ -437,6 +529,8 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def init_trackers(self, keys: Sequence[str]):
         """Create one running mean per log key, outside any traced step (variables must not be
         created inside ``tf.function`` or in a replica context)."""
+        keys = list(keys) + [key for extension in self.extensions.values()
+                             for key in extension.LOG_KEYS if key not in keys]
         for key in keys:
             self._trackers[key] = keras.metrics.Mean(name=key)
 
@@ -450,28 +544,36 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def metrics(self):
         return list(self._trackers.values())
 
-    def apply_updates(self, tape, objectives):
-        """Each optimizer steps on its own objective and variables only (Lr-LiVAE Algorithm 1
-        lines 25–29; paper B's objectives likewise).
+    def apply_terms(self, tape, terms: Terms):
+        """Every objective's update from the step's declared ``terms``, each optimizer on its
+        own variables only (Algorithm 1 lines 25–29).
 
-        With :attr:`backward_once`, objectives that are the same tensor (the VAEs' encoder and
-        decoder both minimise the negative ELBO) share one backward pass over their variables'
-        union: exact, since each variable belongs to one objective."""
+        With :attr:`backward_once` (default): one backward pass for every objective. The
+        direct loss is Σ (direct weight · term); each term that reaches an objective through
+        cuts (``via``) is differentiated once with respect to its cuts and each cut's gradient
+        goes to the cut's source at that objective's weight (:meth:`backward_once_gradients`).
+        Without it: each objective's weighted sum (:meth:`Terms.objectives`) is differentiated
+        on its own (:meth:`apply_objective`), the reference the first is tested against."""
+        names = terms.objective_names(self.OBJECTIVES)
         if not self.backward_once:
-            for name in self.OBJECTIVES:
-                if name in objectives:
-                    self.apply_objective(tape, name, objectives[name])
+            with tape:  # the persistent tape again: the weighted sums must be recorded
+                objectives = terms.objectives()
+            for name in names:
+                self.apply_objective(tape, name, objectives[name])
             return
-        groups = {}
-        for name in self.OBJECTIVES:
-            if name in objectives:
-                groups.setdefault(objectives[name].ref(), []).append(name)
-        pairs = {}
-        for key, names in groups.items():
-            pairs.update(self.backward_once_gradients(tape, names, key.deref()))
-        for name in self.OBJECTIVES:
-            if pairs.get(name):
-                self.objective_optimizers[name].apply_gradients(pairs[name])
+        direct, links = [], []
+        with tape:
+            for term in terms.items:
+                weight = term.direct_weight()
+                if weight is not None:
+                    direct.append(term.value if weight == 1.0 else weight * term.value)
+                ends = [(cut, terms.source(cut), term.weights[objective])
+                        for objective in term.weights if objective in term.via
+                        for cut in term.via[objective]]
+                if ends:
+                    links.append((term.value, ends))
+            loss = tf.add_n(direct) if direct else None
+        self.apply_backward_once(tape, names, loss, links)
 
     def _normal(self, shape, seed):
         """N(0, I) noise from the model's seeded ``sample_seed_generator``, or from ``seed``
@@ -490,9 +592,54 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
             return {k: tf.concat([o[k] for o in outputs], axis=0) for k in outputs[0]}
         return tf.concat(outputs, axis=0)
 
+    def after_training(self, train_examples):
+        """Run once after the last training step, before ``model.keras`` is written (resumed
+        runs too). ``train_examples()`` returns up to ``STATISTICS_EXAMPLES`` training
+        ``(images, labels)`` in the model's label format (class ids or attribute rows); call it
+        only when needed, it loads data. Runs every extension's ``after_training`` (Lr-LiVAE's
+        prior refit); models override it to add their own (paper B's attribute statistics)."""
+        for extension in self.extensions.values():
+            extension.after_training(self, train_examples)
+
+    # --------------------------------------------------------------------------- extensions
+    def extension(self, name):
+        """The extension ``name`` if it is switched on, else None."""
+        return self.extensions.get(name)
+
+    def extension_terms(self, site, terms, **values):
+        """Let the extensions of ``site`` add their terms to ``terms`` (``values``: what the
+        site hands them, see keras_lsvae/models/extensions.py)."""
+        for extension in self.extensions.values():
+            if extension.site == site:
+                extension.add_terms(self, terms, values)
+
+    def extension_learning_rates(self, learning_rate, rates):
+        """``rates`` with every extension's learning-rate changes, then ``rates`` given
+        explicitly on top."""
+        adjusted = {}
+        for extension in self.extensions.values():
+            extension.learning_rates(self, learning_rate, adjusted)
+        adjusted.update(rates or {})
+        return adjusted
+
+    def after_step(self, adversary_codes, labels):
+        """After the step's updates: the extensions' (extra adversary steps)."""
+        for extension in self.extensions.values():
+            extension.after_step(self, adversary_codes, labels)
+
     def get_config(self):
         return {"input_shape": list(self.example_shape), "num_classes": self.num_classes,
-                "seed": self.seed, "name": self.name}
+                "seed": self.seed, "name": self.name,
+                "extensions": extensions_lib.config(self.extensions)}
+
+    @classmethod
+    def from_config(cls, config):
+        """Also reads configs saved before the extensions existed
+        (:func:`keras_lsvae.models.extensions.from_legacy`)."""
+        config, legacy = extensions_lib.from_legacy(dict(config), warn=False)
+        if legacy:
+            config["extensions"] = {**legacy, **(config.get("extensions") or {})}
+        return cls(**config)
 
 
 class AttributeModel(LabelSplitModel):
@@ -500,12 +647,13 @@ class AttributeModel(LabelSplitModel):
     attribute vectors (B, A) (``label_kind = "attributes"``, ``num_classes`` = A =
     ``num_attributes``), and one ``train_step`` serves every model: one persistent tape
     over :meth:`compute_losses`, then each objective's optimizer steps on its own loss and
-    variables only (``apply_objective``), then :meth:`after_step` (extra adversary steps).
+    variables only (:meth:`apply_terms`), then :meth:`after_step` (the extensions' extra
+    adversary steps).
 
     Subclasses set ``OBJECTIVES``, ``LOG_KEYS``, ``needs_attributes`` (whether reconstruction
     needs the labels) and implement ``objective_variables``, ``compute_losses(images,
-    attributes, training) -> {"objectives", "logs"[, "adversary_codes"]}`` and
-    ``_reconstruct(images, attributes, training)``.
+    attributes, training, tape=None) -> Terms`` and ``_reconstruct(images, attributes,
+    training)``.
 
     ``test_step`` runs inference mode with posterior means and draws nothing from the model's
     seed generators (the MMD term draws from a fixed seed): it changes no variable.
@@ -579,33 +727,19 @@ class AttributeModel(LabelSplitModel):
             raise ValueError(f"{type(self).__name__}: expected (images, attributes) batches")
         return self.check_batch(data[0], data[1])
 
-    #: whether ``compute_losses`` takes ``tape`` and returns "backward" (see
-    #: :meth:`LabelSplitModel.apply_backward_once`): the models whose adversary reads the
-    #: encoder's codes in a term the adversary must not train on (CSVAE's M2, CondVAE-info's
-    #: info term).
-    links_adversary = False
-
     def train_step(self, data):
         images, attributes = self._unpack(data)
-        split = self.backward_once and self.links_adversary
         with tf.GradientTape(persistent=True) as tape:
-            result = self.compute_losses(images, attributes, training=True,
-                                         **({"tape": tape} if split else {}))
-        if split:
-            self.apply_backward_once(tape, list(result["objectives"]),
-                                     result["backward"]["loss"], result["backward"]["links"])
-        else:
-            self.apply_updates(tape, result["objectives"])
+            terms = self.compute_losses(images, attributes, training=True,
+                                        tape=tape if self.backward_once else None)
+        self.apply_terms(tape, terms)
         del tape
-        self.after_step(result, attributes)
-        return self.track(result["logs"])
-
-    def after_step(self, result, attributes):
-        """Hook after the updates (CSVAE, CondVAE-info: extra adversary steps)."""
+        self.after_step(terms.adversary_codes, attributes)
+        return self.track(terms.logs)
 
     def test_step(self, data):
         images, attributes = self._unpack(data)
-        return self.track(self.compute_losses(images, attributes, training=False)["logs"])
+        return self.track(self.compute_losses(images, attributes, training=False).logs)
 
     def _split_inputs(self, inputs):
         if isinstance(inputs, dict):

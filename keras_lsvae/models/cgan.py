@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from keras_lsvae import losses as L
 from keras_lsvae import networks
+from keras_lsvae.models.base import Terms
 from keras_lsvae.models.cvae import ClassConditionalModel
 from keras_lsvae.registry import MODELS
 
@@ -84,8 +85,11 @@ class CGAN(ClassConditionalModel):
     def _decode_batch(self, z, one_hot, training=False):
         return self.generator([z, one_hot], training=training)
 
-    def compute_losses(self, images, labels, training=True):
-        """D's and G's losses (module docstring) on one batch and one G/D forward pass."""
+    def compute_losses(self, images, labels, training=True, tape=None):
+        """D's and G's losses (module docstring) on one batch and one G/D forward pass, as
+        :class:`Terms`: L_D in D's objective; L_G in G's, through a cut of the fakes (D's
+        variables never take it)."""
+        terms = Terms(tape)
         one_hot = self.one_hot(labels)
         batch = tf.shape(images)[0]
         if training and self.train_sampling == "mode":
@@ -93,16 +97,18 @@ class CGAN(ClassConditionalModel):
         else:
             z = self._prior_noise(batch, training)
         fakes = self.generator([z, one_hot], training=training)
+        fakes_in = terms.cut(fakes)
         # Two D passes: G's loss goes back through the fakes' pass alone.
         logits = self.real_and_fake_passes(self.discriminator, [images, one_hot],
-                                           [fakes, one_hot], training,
+                                           [fakes_in, one_hot], training,
                                            one_pass=self.spectral_norm)
         real_logits, fake_logits = tf.split(logits, 2, axis=0)
-        d_loss = L.discriminator_loss(real_logits, [fake_logits], self.gan_loss)
-        g_loss = L.generator_loss([fake_logits], self.gan_loss)
-        logs = {"d_loss": d_loss, "g_loss": g_loss, "d_real": tf.reduce_mean(real_logits),
-                "d_fake": tf.reduce_mean(fake_logits)}
-        return {"objectives": {"generator": g_loss, "discriminator": d_loss}, "logs": logs}
+        terms.add("d_loss", L.discriminator_loss(real_logits, [fake_logits], self.gan_loss),
+                  {"discriminator": 1.0})
+        terms.add("g_loss", L.generator_loss([fake_logits], self.gan_loss),
+                  {"generator": 1.0}, via={"generator": [fakes_in]})
+        terms.log(d_real=tf.reduce_mean(real_logits), d_fake=tf.reduce_mean(fake_logits))
+        return terms
 
     def discriminate(self, images, labels=None, batch_size=256):
         """D(x, c) logits (N, 1) in inference mode; without labels ψ(φ(x)) alone."""

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import keras
 
+from keras_lsvae.models import capabilities as caps
 from keras_lsvae.models.vae import GaussianVAEBase
 from keras_lsvae.registry import MODELS
 
 
-class ConditionalManipulation:
+class ConditionalManipulation(caps.ManipulatesAttributes, caps.ScalesManipulation):
     """§4.3's G_ij for CondVAE and CondVAE-info (mixin)."""
 
     def manipulate(self, images, attributes, target_attributes, scale=1.0):
@@ -54,6 +55,9 @@ class CondVAE(ConditionalManipulation, GaussianVAEBase):
 
     condition_encoder = True
     condition_decoder = True
+    #: z is the label-irrelevant code (y enters the decoder on its own): the ``hsic`` and
+    #: ``mmd`` extensions apply to it
+    EXTENSION_SITES = ("independence",)
 
     def __init__(self, input_shape, num_classes, name="condvae", **kwargs):
         super().__init__(input_shape, num_classes, name=name, **kwargs)

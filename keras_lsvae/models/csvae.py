@@ -21,14 +21,14 @@ M1 = E[m1], m1 = rec_weight·½‖x − x'‖² + kl_w_weight·KL(q(w|x,y) ‖ p
 + kl_z_weight·KL(q(z|x) ‖ N(0, I)) (Eq. 5; its −log p(y) is constant and dropped),
 M2 = E[Σ_y q_δ(y|z) log q_δ(y|z)] (the negative entropy of the adversary), and
 N = adversary_weight·cross-entropy(q_δ(y|z), y). One ``train_step`` (GradientTape blocks, each
-optimizer on exactly its own variables, ``LabelSplitModel.apply_objective``):
+optimizer on exactly its own variables; the terms are declared once in
+:meth:`CSVAE.compute_losses`, ``LabelSplitModel.apply_terms`` derives the updates):
 
-* ``encoder_z`` (φ1), ``encoder_w`` (φ2), ``decoder`` (θ): β1·M1 + β2·M2 [+ hsic_weight·HSIC(z, y)
-  + mmd_weight·MMD(z), optional, keras_lsvae/models/independence.py]. M2 reaches φ1 through
+* ``encoder_z`` (φ1), ``encoder_w`` (φ2), ``decoder`` (θ): β1·M1 + β2·M2 [+ the ``hsic`` and
+  ``mmd`` extensions' terms on z, keras_lsvae/models/extensions.py]. M2 reaches φ1 through
   z only; it does not depend on φ2 or θ.
-* ``adversary`` (δ): N on the **detached** z (so N never moves an encoder), then
-  ``adversary_steps`` − 1 more updates on the same codes, at ``adversary_lr_multiplier`` × the
-  base learning rate. M2 never moves δ.
+* ``adversary`` (δ): N on the **detached** z (so N never moves an encoder); the
+  ``adversary_boost`` extension adds updates per step and a higher rate. M2 never moves δ.
 
 z and w are reparameterised posterior samples in training, posterior means in evaluation.
 
@@ -75,7 +75,7 @@ Deviations from the paper's text, and how they are resolved:
   fitted y = 1 mean).
 
 Log keys (stable): loss (β1·M1 + β2·M2), m1, m2, rec, kl_z, kl_w, adversary (N, unweighted),
-adversary_accuracy; hsic and mmd when their weights are > 0.
+adversary_accuracy; hsic and mmd when those extensions are on.
 """
 
 from __future__ import annotations
@@ -88,16 +88,18 @@ from keras_lsvae import distributions as dists
 from keras_lsvae import losses as L
 from keras_lsvae import networks
 from keras_lsvae.layers import GaussianSample
-from keras_lsvae.models.base import AttributeModel
+from keras_lsvae.models import capabilities as caps
+from keras_lsvae.models.base import AttributeModel, Terms
 from keras_lsvae.models.condvae_info import attribute_accuracy
-from keras_lsvae.models.independence import IndependenceOptions, extra_adversary_steps
 from keras_lsvae.models.vae import default_rec_weight
 from keras_lsvae.registry import MODELS
 
 
 @MODELS.register("csvae")
 @keras.saving.register_keras_serializable(package="keras_lsvae")
-class CSVAE(IndependenceOptions, AttributeModel):
+class CSVAE(caps.Generates, caps.Encodes, caps.Reconstructs,
+            caps.ManipulatesAttributes, caps.FitsAttributeStatistics, caps.WGrids,
+            AttributeModel):
     """CSVAE (module docstring). Arguments:
 
     input_shape, num_classes (= A, the number of binary attributes), seed: see
@@ -109,9 +111,8 @@ class CSVAE(IndependenceOptions, AttributeModel):
     kl_w_weight: the weights inside M1. adversary_weight: weight of N.
     mu1, sigma1, mu2, sigma2, w_prior_scale: the prior p(w|y) (§4.2,
     :class:`keras_lsvae.distributions.SubspacePrior`).
-    hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps, adversary_lr_multiplier,
-    hsic_bandwidth_scales:
-    optional independence terms on z (:mod:`keras_lsvae.models.independence`).
+    extensions: ``hsic``, ``mmd`` (on z) and ``adversary_boost``
+    (keras_lsvae/models/extensions.py); none by default: the paper's model.
 
     Public methods: ``encode(images, attributes=None, mode="mode", batch_size=256)``,
     ``decode(z, w)``, ``reconstruct(images, attributes)``, ``generate(attributes, seed=None)``,
@@ -126,18 +127,14 @@ class CSVAE(IndependenceOptions, AttributeModel):
     LOG_KEYS = ("loss", "m1", "m2", "rec", "kl_z", "kl_w", "adversary", "adversary_accuracy",
                 "hsic", "mmd")
     needs_attributes = True
+    EXTENSION_SITES = ("independence", "adversary")
 
     def __init__(self, input_shape, num_classes, z_dim=16, w_dim=2, width=32,
                  mlp_units=networks.DEFAULT_MLP_UNITS, condition_units=128,
                  adversary_units=(64, 64), beta1=1.0, beta2=10.0, rec_weight=None,
                  kl_z_weight=0.2, kl_w_weight=1.0, adversary_weight=1.0, mu1=0.0, sigma1=0.1,
-                 mu2=3.0, sigma2=1.0, w_prior_scale="std", hsic_weight=0.0,
-                 hsic_linear_weight=0.0, mmd_weight=0.0, adversary_steps=1,
-                 adversary_lr_multiplier=1.0, hsic_bandwidth_scales=(1.0,), seed=0, name="csvae",
-                 **kwargs):
+                 mu2=3.0, sigma2=1.0, w_prior_scale="std", seed=0, name="csvae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
-        self.init_independence(hsic_weight, hsic_linear_weight, mmd_weight, adversary_steps,
-                               adversary_lr_multiplier, hsic_bandwidth_scales)
         self.z_dim = int(self.check_positive("z_dim", z_dim))
         self.w_dim = int(self.check_positive("w_dim", w_dim))
         self.width = int(width)
@@ -192,22 +189,18 @@ class CSVAE(IndependenceOptions, AttributeModel):
                 "decoder": self.decoder.trainable_variables,
                 "adversary": self.adversary.trainable_variables}
 
-    def compile(self, learning_rate=5e-4, learning_rates=None, **kwargs):
-        """The adversary at ``adversary_lr_multiplier`` × the base rate unless
-        ``learning_rates`` says otherwise; see :meth:`AttributeModel.compile`."""
-        rates = {"adversary": learning_rate * self.adversary_lr_multiplier}
-        rates.update(learning_rates or {})
-        super().compile(learning_rate=learning_rate, learning_rates=rates, **kwargs)
+    def adversary_site(self):
+        """The adversary q_δ(y|z) for the ``adversary`` extensions."""
+        return {"objective": "adversary", "network": self.adversary,
+                "loss": lambda logits, y: self.adversary_weight
+                * L.attribute_cross_entropy(logits, y)}
 
     # ---------------------------------------------------------------------------- losses
-    links_adversary = True
-
     def compute_losses(self, images, attributes, training=True, tape=None):
-        """M1, M2 and N for one batch (§4.1) and each optimizer's objective (module
-        docstring). Returns {"objectives", "logs", "adversary_codes"}; with ``tape``
-        (``backward_once``) also "backward": M2's adversary pass reads a cut of z, so M2 reaches
-        φ1 through a link and never δ, and one backward pass serves every objective
-        (:meth:`LabelSplitModel.apply_backward_once`)."""
+        """M1, M2 and N for one batch (§4.1) as :class:`Terms` (module docstring): M1 in θ's,
+        φ1's and φ2's objectives at β1; M2 in φ1's at β2 through a cut of z (its adversary
+        pass never moves δ); N in δ's, on the detached z."""
+        terms = Terms(tape)
         mode = "sample" if training else "mode"
         q_z = self.encoder_z(images, training=training)
         q_w = self.encoder_w([images, attributes], training=training)
@@ -218,29 +211,22 @@ class CSVAE(IndependenceOptions, AttributeModel):
         kl_z = L.kl_standard_normal(q_z["mean"], q_z["log_var"])
         kl_w = L.kl_subspace_prior(q_w["mean"], q_w["log_var"],
                                    self.prior.distribution(attributes))
-        m1 = self.rec_weight * rec + self.kl_w_weight * kl_w + self.kl_z_weight * kl_z
-        z_in = self.cut(tape, z)
-        m2 = L.attribute_negative_entropy(self.adversary(z_in, training=training))
-        loss = self.beta1 * m1 + self.beta2 * m2
-        penalty, logs = self.independence_terms(q_z["mean"], z, attributes, training)
+        m1 = terms.add("m1", self.rec_weight * rec + self.kl_w_weight * kl_w
+                       + self.kl_z_weight * kl_z,
+                       {"encoder_z": self.beta1, "encoder_w": self.beta1, "decoder": self.beta1})
+        z_in = terms.cut(z)
+        m2 = terms.add("m2", L.attribute_negative_entropy(self.adversary(z_in,
+                                                                         training=training)),
+                       {"encoder_z": self.beta2}, via={"encoder_z": [z_in]})
+        terms.log(loss=self.beta1 * m1 + self.beta2 * m2, rec=rec, kl_z=kl_z, kl_w=kl_w)
+        self.extension_terms("independence", terms, objective="encoder_z", means=q_z["mean"],
+                             codes=z, labels=attributes, training=training)
         detached_logits = self.adversary(tf.stop_gradient(z), training=training)
-        adversary = L.attribute_cross_entropy(detached_logits, attributes)
-        objectives = {"encoder_z": loss + penalty, "encoder_w": loss, "decoder": loss,
-                      "adversary": self.adversary_weight * adversary}
-        logs.update(loss=loss, m1=m1, m2=m2, rec=rec, kl_z=kl_z, kl_w=kl_w, adversary=adversary,
-                    adversary_accuracy=attribute_accuracy(detached_logits, attributes))
-        result = {"objectives": objectives, "logs": logs, "adversary_codes": z}
-        if tape is not None:
-            result["backward"] = {
-                "loss": self.beta1 * m1 + penalty + self.adversary_weight * adversary,
-                "links": [(m2, [(z_in, z, self.beta2)])]}
-        return result
-
-    def after_step(self, result, attributes):
-        extra_adversary_steps(
-            self, "adversary", self.adversary, result["adversary_codes"], attributes,
-            lambda logits, y: self.adversary_weight * L.attribute_cross_entropy(logits, y),
-            self.adversary_steps)
+        terms.add("adversary", L.attribute_cross_entropy(detached_logits, attributes),
+                  {"adversary": self.adversary_weight})
+        terms.log(adversary_accuracy=attribute_accuracy(detached_logits, attributes))
+        terms.adversary_codes = z
+        return terms
 
     # ---------------------------------------------------------------------- inference API
     def _reconstruct(self, images, attributes, training):
@@ -292,6 +278,11 @@ class CSVAE(IndependenceOptions, AttributeModel):
         return self.decode(noise[:, :self.z_dim], loc + scale * noise[:, self.z_dim:])
 
     # --------------------------------------------------------------- attribute manipulation
+    def after_training(self, train_examples):
+        """Fit the per-attribute statistics that ``manipulate`` uses (paper B §5.4 method 1's
+        p_j) on the training examples."""
+        self.fit_attribute_statistics(*train_examples())
+
     def fit_attribute_statistics(self, images, attributes, batch_size=256):
         """Store, for each attribute i and value v ∈ {0, 1}, the mean of μ^i_φ2(x, y) over the
         examples with y_i = v (§5.4 method 1's p_j = E_{S_j}[μ^j_φ2]); saved with the model.
@@ -339,6 +330,13 @@ class CSVAE(IndependenceOptions, AttributeModel):
             self.check_attributes(target_attributes, "target_attributes")
         z = self.encode(images)["z_mean"]
         return self.decode(z, w)
+
+    label_relevant_code = "w"
+
+    def manipulate_attributes(self, images, attributes, target_attributes):
+        """The uniform call of ``capabilities.ManipulatesAttributes``: z = μ_φ1(x) does not
+        see the source ``attributes``; :meth:`manipulate` with W at the targets' points."""
+        return self.manipulate(images, target_attributes)
 
     def _check_attribute_index(self, attribute):
         if (isinstance(attribute, bool) or not isinstance(attribute, (int, np.integer))
@@ -420,5 +418,5 @@ class CSVAE(IndependenceOptions, AttributeModel):
                       kl_z_weight=self.kl_z_weight, kl_w_weight=self.kl_w_weight,
                       adversary_weight=self.adversary_weight, mu1=self.prior.mu1,
                       sigma1=self.prior.sigma1, mu2=self.prior.mu2, sigma2=self.prior.sigma2,
-                      w_prior_scale=self.prior.scale, **self.independence_config())
+                      w_prior_scale=self.prior.scale)
         return config

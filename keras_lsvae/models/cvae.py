@@ -23,7 +23,7 @@ likelihood on [0, 1] pixels it over-weights the KL: expect blurry class means).
 
 This module also holds :class:`ClassConditionalModel`, the shared machinery of paper A's three
 baselines (cvae, cvaegan, cgan): batch unpacking and checks, one persistent tape over
-``compute_losses`` then every optimizer on its own objective (``apply_updates``), trackers,
+``compute_losses`` then every optimizer on its own objective (``apply_terms``), trackers,
 ``generate(labels, seed)``.
 
 Log keys (stable): loss, rec, kl.
@@ -38,16 +38,17 @@ import tensorflow as tf
 from keras_lsvae import losses as L
 from keras_lsvae import networks
 from keras_lsvae.layers import GaussianSample, batch_normal
-from keras_lsvae.models.base import LabelSplitModel
+from keras_lsvae.models import capabilities as caps
+from keras_lsvae.models.base import LabelSplitModel, Terms
 from keras_lsvae.registry import MODELS
 
 
-class ClassConditionalModel(LabelSplitModel):
+class ClassConditionalModel(caps.Generates, LabelSplitModel):
     """Base of paper A's baselines (module docstring); not registered.
 
     Subclasses set ``OBJECTIVES``, ``LOG_KEYS``, ``latent_dim`` and implement
-    ``objective_variables``, ``compute_losses(images, labels, training) -> {"objectives",
-    "logs"}``, ``_decode_batch(z, one_hot)`` and ``call``. Labels are class ids (B,)."""
+    ``objective_variables``, ``compute_losses(images, labels, training, tape=None) ->
+    Terms``, ``_decode_batch(z, one_hot)`` and ``call``. Labels are class ids (B,)."""
 
     label_kind = "class"
     LOG_KEYS = ()
@@ -79,14 +80,15 @@ class ClassConditionalModel(LabelSplitModel):
     def train_step(self, data):
         images, labels = self._unpack(data)
         with tf.GradientTape(persistent=True) as tape:
-            result = self.compute_losses(images, labels, training=True)
-        self.apply_updates(tape, result["objectives"])
+            terms = self.compute_losses(images, labels, training=True,
+                                        tape=tape if self.backward_once else None)
+        self.apply_terms(tape, terms)
         del tape
-        return self.track(result["logs"])
+        return self.track(terms.logs)
 
     def test_step(self, data):
         images, labels = self._unpack(data)
-        return self.track(self.compute_losses(images, labels, training=False)["logs"])
+        return self.track(self.compute_losses(images, labels, training=False).logs)
 
     def _prior_noise(self, batch, training):
         """z_p ~ N(0, I) for the GAN fakes: from the model's seeded generator when training;
@@ -127,7 +129,7 @@ class ClassConditionalModel(LabelSplitModel):
         return self.decode(z, labels)
 
 
-class EncoderDecoderMixin:
+class EncoderDecoderMixin(caps.Encodes, caps.Reconstructs, caps.Inpaints):
     """encode / reconstruct / inpaint of the baselines with a conditional encoder q(z|x, c)
     (cVAE, cVAE-GAN). ``_labels_or_predicted(images, labels, what)`` decides what happens
     without labels (the cVAE raises, the cVAE-GAN asks its classifier)."""
@@ -164,6 +166,18 @@ class EncoderDecoderMixin:
             result = mask * self.reconstruct(result, labels) + (1.0 - mask) * images
         return result
 
+    @property
+    def inpaint_uses_labels(self):
+        """The cVAE reads the given labels (q(z|x, c)); the cVAE-GAN predicts them."""
+        return self.needs_labels
+
+    def inpaint_labeled(self, images, mask, labels=None, fill_value=0.0, method="encode"):
+        """The uniform call of ``capabilities.Inpaints``: one encoder pass, with the true
+        ``labels`` where :attr:`inpaint_uses_labels`."""
+        self.check_choice("method", method, self.INPAINT_METHODS)
+        return self.inpaint(images, mask, labels=labels if self.inpaint_uses_labels else None,
+                            fill_value=fill_value)
+
     def call(self, inputs, training=False):
         """Reconstruction G(μ_φ(x, c), c) (inference: posterior mean). ``inputs``: (images,
         labels) or {"images", "labels"} (the batch format of ``train_step``), or images alone
@@ -194,8 +208,10 @@ class CVAE(EncoderDecoderMixin, ClassConditionalModel):
     encoder runs (q(z|x, c))."""
 
     OBJECTIVES = ("encoder", "decoder")
-    LOG_KEYS = ("loss", "rec", "kl")
+    LOG_KEYS = ("loss", "rec", "kl", "hsic", "mmd")
     needs_labels = True
+    #: z is the label-irrelevant code (the label enters the decoder on its own)
+    EXTENSION_SITES = ("independence",)
 
     def __init__(self, input_shape, num_classes, z_dim=16, width=32,
                  mlp_units=networks.DEFAULT_MLP_UNITS, condition_units=128, rec_weight=None,
@@ -240,18 +256,25 @@ class CVAE(EncoderDecoderMixin, ClassConditionalModel):
         methods (encode, reconstruct, inpaint) refuse to run without labels instead."""
         return None
 
-    def compute_losses(self, images, labels, training=True):
-        """The negative ELBO of Sohn et al. (module docstring) for one batch."""
+    def compute_losses(self, images, labels, training=True, tape=None):
+        """The negative ELBO of Sohn et al. (module docstring) for one batch as
+        :class:`Terms`: L_rec in both objectives, the KL in the encoder's; then the
+        extensions of the label-irrelevant code z (``independence``)."""
+        terms = Terms(tape)
         one_hot = self.one_hot(labels)
         posterior = self.encoder([images, one_hot], training=training)
         z = self.sampler(posterior["mean"], posterior["log_var"],
                          mode="sample" if training else "mode")
         reconstructions = self.decoder([z, one_hot], training=training)
-        rec = L.reconstruction_loss(images, reconstructions)
-        kl = L.kl_standard_normal(posterior["mean"], posterior["log_var"])
-        loss = self.rec_weight * rec + self.kl_weight * kl
-        return {"objectives": {"encoder": loss, "decoder": loss},
-                "logs": {"loss": loss, "rec": rec, "kl": kl}}
+        rec = terms.add("rec", L.reconstruction_loss(images, reconstructions),
+                        {"encoder": self.rec_weight, "decoder": self.rec_weight})
+        kl = terms.add("kl", L.kl_standard_normal(posterior["mean"], posterior["log_var"]),
+                       {"encoder": self.kl_weight})
+        terms.log(loss=self.rec_weight * rec + self.kl_weight * kl)
+        self.extension_terms("independence", terms, objective="encoder",
+                             means=posterior["mean"], codes=z, labels=one_hot,
+                             training=training)
+        return terms
 
     def get_config(self):
         config = super().get_config()

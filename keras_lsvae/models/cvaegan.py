@@ -69,6 +69,8 @@ import tensorflow as tf
 from keras_lsvae import losses as L
 from keras_lsvae import networks
 from keras_lsvae.layers import GaussianSample, gather_replicas
+from keras_lsvae.models import capabilities as caps
+from keras_lsvae.models.base import Terms
 from keras_lsvae.models.cvae import ClassConditionalModel, EncoderDecoderMixin
 from keras_lsvae.registry import MODELS
 
@@ -110,7 +112,7 @@ def pairwise_feature_matching(images, reconstructions, real_d, fake_d, real_c, f
 
 @MODELS.register("cvaegan")
 @keras.saving.register_keras_serializable(package="keras_lsvae")
-class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
+class CVAEGAN(caps.PredictsLabels, EncoderDecoderMixin, ClassConditionalModel):
     """cVAE-GAN (module docstring).
 
     Args:
@@ -191,10 +193,11 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
 
     # ---------------------------------------------------------------------------- losses
     def compute_losses(self, images, labels, training=True, tape=None):
-        """Every loss of Bao et al.'s Algorithm 1 (module docstring) and each network's
-        objective. Returns {"objectives": {name: loss}, "logs": {key: value}}; with ``tape``
-        (``backward_once``, :meth:`train_step`) z enters G and G's images enter D and C as
-        cuts, and "backward" holds what the single backward pass needs."""
+        """Every loss of Bao et al.'s Algorithm 1 (module docstring) as :class:`Terms`: E
+        takes λ1 L_KL + λ2 L_G, G takes λ2 L_G + λ3 L_GD + λ4 L_GC, D takes L_D, C takes L_C.
+        z enters G and G's images enter D and C as cuts; L_G reaches E through both (a chain
+        of two cuts, which :meth:`apply_terms` handles)."""
+        terms = Terms(tape)
         mode = self.train_sampling if training else "mode"
         one_hot = self.one_hot(labels)
         batch = tf.shape(images)[0]
@@ -205,10 +208,10 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
         else:
             z_prior = self._prior_noise(batch, training)
         # One generator pass for x_f and x_p (batch norm sees both, as one batch).
-        z_in = self.cut(tape, z)
+        z_in = terms.cut(z)
         generated = self.generator([tf.concat([z_in, z_prior], 0),
                                     tf.concat([one_hot] * 2, 0)], training=training)
-        fakes_in = self.cut(tape, generated)
+        fakes_in = terms.cut(generated)
         reconstructions, samples = tf.split(fakes_in, 2, axis=0)
         # Real and generated images in separate D and C passes: G's terms go back through the
         # generated images' passes alone (LabelSplitModel.real_and_fake_passes).
@@ -220,63 +223,59 @@ class CVAEGAN(EncoderDecoderMixin, ClassConditionalModel):
         c_logits = tf.split(c_out["logits"], 3, axis=0)[0]
         c_feat = tf.split(c_out["features"], 3, axis=0)
 
-        kl = L.kl_standard_normal(posterior["mean"], posterior["log_var"])
+        terms.add("kl", L.kl_standard_normal(posterior["mean"], posterior["log_var"]),
+                  {"encoder": self.kl_weight})
         rec, rec_pixels = pairwise_feature_matching(images, reconstructions, d_feat[0],
                                                     d_feat[1], c_feat[0], c_feat[1])
+        terms.add("rec", rec, {"encoder": self.rec_weight, "generator": self.rec_weight},
+                  via={"encoder": [z_in], "generator": [fakes_in]})
+        terms.log(rec_pixels=rec_pixels)
         # Batch means: of the global batch under a strategy (keras_lsvae.layers).
         global_labels = gather_replicas(labels)
-        gd = mean_feature_matching(gather_replicas(d_feat[0]), gather_replicas(d_feat[2]))
-        gc = classwise_mean_feature_matching(gather_replicas(c_feat[0]),
-                                             gather_replicas(c_feat[2]), global_labels,
-                                             global_labels, self.num_classes)
-        d_loss = L.discriminator_loss(d_logits[0], d_logits[1:], self.gan_loss)
-        c_loss = L.adversarial_classifier_loss(c_logits, labels)
-        objectives = {
-            "encoder": self.kl_weight * kl + self.rec_weight * rec,
-            "generator": self.rec_weight * rec + self.gd_weight * gd + self.gc_weight * gc,
-            "discriminator": d_loss,
-            "classifier": c_loss,
-        }
-        accuracy = tf.reduce_mean(tf.cast(
-            tf.equal(tf.argmax(c_logits, -1, output_type=labels.dtype), labels), tf.float32))
-        logs = {"kl": kl, "rec": rec, "rec_pixels": rec_pixels, "d_loss": d_loss,
-                "c_loss": c_loss, "c_accuracy": accuracy, "gd": gd, "gc": gc}
-        result = {"objectives": objectives, "logs": logs}
-        if tape is not None:
-            result["backward"] = {
-                "loss": self.kl_weight * kl + d_loss + c_loss,
-                "generator_terms": objectives["generator"], "fakes_in": fakes_in,
-                "generated": generated, "z_in": z_in, "z": z}
-        return result
+        terms.add("gd", mean_feature_matching(gather_replicas(d_feat[0]),
+                                              gather_replicas(d_feat[2])),
+                  {"generator": self.gd_weight}, via={"generator": [fakes_in]})
+        terms.add("gc", classwise_mean_feature_matching(
+            gather_replicas(c_feat[0]), gather_replicas(c_feat[2]), global_labels,
+            global_labels, self.num_classes), {"generator": self.gc_weight},
+            via={"generator": [fakes_in]})
+        terms.add("d_loss", L.discriminator_loss(d_logits[0], d_logits[1:], self.gan_loss),
+                  {"discriminator": 1.0})
+        terms.add("c_loss", L.adversarial_classifier_loss(c_logits, labels),
+                  {"classifier": 1.0})
+        terms.log(c_accuracy=tf.reduce_mean(tf.cast(
+            tf.equal(tf.argmax(c_logits, -1, output_type=labels.dtype), labels), tf.float32)))
+        return terms
 
-    def train_step(self, data):
-        """Algorithm 1 of Bao et al. (module docstring), each shared backward pass once
-        (``backward_once``): D and C take L_D and L_C on cuts of G's images; G's terms
-        (λ2 L_G + λ3 L_GD + λ4 L_GC) go back through D and C's inputs once, and their rows of
-        x_f are E's λ2 L_G cotangent as well (D and C treat each image alone, L_GD and L_GC do
-        not read x_f), which G's input gradient carries to z. One backward pass through E, G
-        (weights), D and C then applies every objective."""
+    def apply_terms(self, tape, terms):
+        """Bao et al.'s Algorithm 1 updates, each shared backward pass once
+        (``backward_once``). L_G reaches E through two cuts in a row (x_f into D and C, z into
+        G), which the generic derivation does not chain: G's terms (λ2 L_G + λ3 L_GD + λ4 L_GC)
+        go back through D and C's inputs once, and their x_f rows are E's λ2 L_G cotangent as
+        well (D and C treat each image alone, L_GD and L_GC do not read x_f; E's and G's
+        weights on L_G are both λ2), which G's input gradient carries to z. One backward pass
+        through E, G (weights), D and C then applies every objective. Without
+        ``backward_once``: the per-objective reference (tests/test_backward_once.py)."""
         if not self.backward_once:
-            return super().train_step(data)
-        images, labels = self._unpack(data)
-        with tf.GradientTape(persistent=True) as tape:
-            result = self.compute_losses(images, labels, training=True, tape=tape)
-        backward = result["backward"]
+            return super().apply_terms(tape, terms)
+        rec = next(term for term in terms.items if term.name == "rec")
+        fakes_in, z_in = rec.via["generator"][0], rec.via["encoder"][0]
+        generated, z = terms.source(fakes_in), terms.source(z_in)
         seed = self.loss_scale(self.OBJECTIVES)
-        cotangent = tape.gradient(backward["generator_terms"], backward["fakes_in"],
-                                  output_gradients=seed)
+        with tape:
+            generator_terms = terms.weighted_sum("generator")
+        cotangent = tape.gradient(generator_terms, fakes_in, output_gradients=seed)
         if seed is not None:
             cotangent = cotangent / seed
-        rows = tf.shape(images)[0]
+        rows = tf.shape(cotangent)[0] // 2
         rec_rows = tf.concat([cotangent[:rows], tf.zeros_like(cotangent[rows:])], 0)
         with tape:  # the persistent tape again: surrogates whose gradients are the cotangents
-            loss = backward["loss"] + tf.reduce_sum(tf.stop_gradient(cotangent)
-                                                    * backward["generated"])
-            encoder_side = tf.reduce_sum(tf.stop_gradient(rec_rows) * backward["generated"])
-        self.apply_backward_once(tape, self.OBJECTIVES, loss,
-                                 [(encoder_side, [(backward["z_in"], backward["z"], 1.0)])])
-        del tape
-        return self.track(result["logs"])
+            direct = [term.value if term.direct_weight() == 1.0
+                      else term.direct_weight() * term.value
+                      for term in terms.items if "generator" not in term.weights]
+            loss = tf.add_n(direct) + tf.reduce_sum(tf.stop_gradient(cotangent) * generated)
+            encoder_side = tf.reduce_sum(tf.stop_gradient(rec_rows) * generated)
+        self.apply_backward_once(tape, self.OBJECTIVES, loss, [(encoder_side, [(z_in, z, 1.0)])])
 
     # ---------------------------------------------------------------------- inference API
     def predict_labels(self, images, batch_size=256):

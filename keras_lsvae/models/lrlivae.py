@@ -55,18 +55,18 @@ import tensorflow as tf
 from keras_lsvae import distributions as dists
 from keras_lsvae import losses as L
 from keras_lsvae import networks
-from keras_lsvae.layers import GaussianSample, batch_normal, gather_replicas, local_rows
-from keras_lsvae.models import independence
-from keras_lsvae.models.base import LabelSplitModel
+from keras_lsvae.layers import GaussianSample, batch_normal
+from keras_lsvae.models import capabilities as caps
+from keras_lsvae.models.base import LabelSplitModel, Terms
 from keras_lsvae.registry import MODELS
 
 LOSS_WEIGHTINGS = ("code", "paper")
-ADVERSARY_INPUTS = ("sample", "mean")
 
 
 @MODELS.register("lrlivae")
 @keras.saving.register_keras_serializable(package="keras_lsvae")
-class LrLiVAE(LabelSplitModel):
+class LrLiVAE(caps.Generates, caps.Encodes, caps.Reconstructs, caps.PredictsLabels, caps.Swaps,
+              caps.Inpaints, caps.Interpolates, caps.Traverses, LabelSplitModel):
     """Lr-LiVAE (module docstring). Arguments:
 
     input_shape, num_classes, seed: see :class:`LabelSplitModel`.
@@ -74,7 +74,7 @@ class LrLiVAE(LabelSplitModel):
     width: channels of the first conv block (doubling per stage); mlp_units for vector data.
     latent_classifier_units: hidden layers of q_ω(c|z_u).
     n_gm: GM-stage iterations per joint iteration (Algorithm 1, default 3).
-    lkd_weight: λ_lkd (0.1, §4.2). margin: α of the GM loss (0 = off).
+    lkd_weight: λ_lkd (0.1, §4.2).
     loss_weighting, rec_weight, zu_rec_weight, kl_weight: see the module docstring.
     adv_weight: weight of L_E^adv in φ's objective (1 in line 26).
     gan_weight: weight of L_GD^adv in θ's objective (1 in line 28); 0 removes the
@@ -87,45 +87,13 @@ class LrLiVAE(LabelSplitModel):
         against collapse, and a low rate was measured to be the bigger problem: with 0.1 the
         variances stayed at 0.89 on digits while ẑ_s spread 0.03 around each mean, so
         generated z_s fell off the data and conditional accuracy was 0.80; 3 gave 0.93 (10
-        drove the variances to the floor). See docs/benchmarks.md.
-    adversary_lr_multiplier: the latent classifier's (ω) learning rate relative to the base
-        rate; a faster adversary tracks the moving encoder better.
-    adversary_steps: ω updates per joint step (line 27 once, plus ``adversary_steps − 1`` more
-        on the same, detached codes), as GANs train their discriminator k times per step.
-    adversary_standardize: the adversary standardises its input with batch statistics
-        (see :func:`keras_lsvae.networks.build_latent_classifier`).
-    hsic_weight: weight of an extra term in φ's objective, not in the paper: the HSIC between
-        the batch-standardised posterior means μ_u and the labels
-        (:func:`keras_lsvae.losses.hsic`); 0 (default) leaves Algorithm 1 as published.
-    hsic_linear_weight: weight of the linear kernel added to HSIC's Gaussian kernel.
-    hsic_bandwidth_scales: HSIC's Gaussian kernel as the mean of kernels whose squared
-        bandwidths are these multiples of the median squared distance (default: the median's
-        alone); small ones see the local class structure a k-NN probe reads.
-    mmd_weight: weight of an extra term in φ's objective, not in the paper: the MMD between
-        the batch's posterior samples z_u and draws from N(0, I)
-        (:func:`keras_lsvae.losses.mmd_to_standard_normal`), so that q(z_u) covers the prior
-        that ``generate`` samples; 0 (default) leaves Algorithm 1 as published.
-    hsic_all_groups: estimate the HSIC on every column of Algorithm 1's grouped batch (the
-        n_gm GM-stage batches plus the joint one, (n_gm + 1) × B images) instead of the joint
-        batch alone. With 10 classes a batch of 64 holds about 6 images per class, too few for
-        a stable estimate of the class-conditional structure. The GM-stage columns go through
-        Encoder^u in a pass of their own that leaves the joint batch's batch-norm statistics
-        and the moving statistics alone (:meth:`_dependence_codes`).
+        drove the variances to the floor). See docs/lrlivae.md.
     train_sampling: "sample" (reparameterised z_u, Algorithm 1 line 14) or "mode" (z_u = μ and
         z'_s = μ_y, z'_u = 0 for the GAN fakes: deterministic, for parity tests).
-    adversary_input: what q_ω(c|z_u) sees in Eq. 4–5: "sample" (z_u ~ q(z_u|x), the paper) or
-        "mean" (the posterior mean μ_u). With a nearly collapsed q(z_u|x) the class signal in
-        μ_u is far below the sampling noise, invisible to an adversary on samples yet readable
-        by any probe of the frozen codes; "mean" removes it from μ_u itself.
-    consistency_weight: weight of an extra term in θ's (the decoder's) objective, not in the
-        paper: the GM posterior of Encoder^s must find class y in prior samples of class y and
-        in swaps (ẑ_s of an image of class y, z_u of another image): see
-        :meth:`_class_consistency`. 0 (default) leaves Algorithm 1 as published.
-    refit_prior_variances: after training, ``scripts/train.py`` (the training loop) sets the
-        prior variances to their maximum-likelihood values for the training codes ẑ_s with the
-        means fixed (:meth:`fit_prior_variances`; not in the paper; False keeps the learned
-        ones). Generation samples from them; the checkpoints keep the learned ones, so a
-        resumed or extended run trains on exactly what it trained on.
+    extensions: the library's additions, none by default (then this is paper A's model):
+        ``hsic``, ``mmd`` (on z_u), ``adversary_boost``, ``adversary_input``, ``gm_margin``,
+        ``consistency``, ``prior_refit`` (keras_lsvae/models/extensions.py; their measured
+        effects in docs/lrlivae.md).
     """
 
     OBJECTIVES = ("gm", "gm_variance", "encoder_s", "encoder_u", "latent_classifier", "decoder",
@@ -134,23 +102,20 @@ class LrLiVAE(LabelSplitModel):
                 "adv_classifier", "adv_accuracy", "hsic", "mmd", "d_loss", "g_loss", "u_rec",
                 "u_kl", "u_lkd", "u_d_loss", "u_g_loss", "consistency")
 
+    EXTENSION_SITES = ("independence", "grouped_batches", "adversary", "adversary_input",
+                       "gm", "consistency", "prior")
+
     def __init__(self, input_shape, num_classes, zs_dim=16, zu_dim=16, width=32,
                  mlp_units=networks.DEFAULT_MLP_UNITS, latent_classifier_units=(256, 256), n_gm=3,
-                 lkd_weight=0.1, margin=0.0, loss_weighting="code", rec_weight=None,
-                 zu_rec_weight=None, kl_weight=None, adv_weight=1.0, gan_weight=1.0,
-                 gan_loss="nonsaturating", spectral_norm=False, min_variance=1e-3,
-                 init_variance=1.0, mean_init_stddev=1.0, variance_lr_multiplier=3.0,
-                 adversary_lr_multiplier=1.0, adversary_steps=1, adversary_standardize=False,
-                 hsic_weight=0.0, hsic_linear_weight=0.0, hsic_all_groups=False, mmd_weight=0.0,
-                 hsic_bandwidth_scales=(1.0,),
-                 train_sampling="sample", adversary_input="sample", consistency_weight=0.0,
-                 refit_prior_variances=False, seed=0, name="lrlivae",
-                 **kwargs):
+                 lkd_weight=0.1, loss_weighting="code", rec_weight=None, zu_rec_weight=None,
+                 kl_weight=None, adv_weight=1.0, gan_weight=1.0, gan_loss="nonsaturating",
+                 spectral_norm=False, min_variance=1e-3, init_variance=1.0,
+                 mean_init_stddev=1.0, variance_lr_multiplier=3.0, train_sampling="sample",
+                 seed=0, name="lrlivae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         self.check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
         self.check_choice("gan_loss", gan_loss, L.GAN_LOSSES)
         self.check_choice("train_sampling", train_sampling, ("sample", "mode"))
-        self.check_choice("adversary_input", adversary_input, ADVERSARY_INPUTS)
         if n_gm < 0:
             raise ValueError(f"n_gm must be >= 0, got {n_gm}")
         self.zs_dim, self.zu_dim = int(zs_dim), int(zu_dim)
@@ -159,27 +124,17 @@ class LrLiVAE(LabelSplitModel):
         self.latent_classifier_units = tuple(latent_classifier_units)
         self.n_gm = int(n_gm)
         self.data_group = self.n_gm + 1
-        self.lkd_weight, self.margin = float(lkd_weight), float(margin)
+        self.lkd_weight = float(lkd_weight)
+        margin = self.extension("gm_margin")
+        self.margin = margin.margin if margin else 0.0
         self.loss_weighting = loss_weighting
         self.adv_weight, self.gan_weight = float(adv_weight), float(gan_weight)
         self.gan_loss, self.spectral_norm = gan_loss, bool(spectral_norm)
         self.variance_lr_multiplier = float(variance_lr_multiplier)
-        self.adversary_lr_multiplier = float(adversary_lr_multiplier)
-        if int(adversary_steps) < 1:
-            raise ValueError(f"adversary_steps must be >= 1, got {adversary_steps}")
-        self.adversary_steps = int(adversary_steps)
-        self.adversary_standardize = bool(adversary_standardize)
-        self.hsic_weight = float(hsic_weight)
-        self.hsic_linear_weight = float(hsic_linear_weight)
-        self.hsic_bandwidth_scales = independence.check_bandwidth_scales(hsic_bandwidth_scales)
-        self.hsic_all_groups = bool(hsic_all_groups)
-        self.mmd_weight = float(mmd_weight)
         self.train_sampling = train_sampling
-        self.adversary_input = adversary_input
-        if float(consistency_weight) < 0:
-            raise ValueError(f"consistency_weight must be >= 0, got {consistency_weight}")
-        self.consistency_weight = float(consistency_weight)
-        self.refit_prior_variances = bool(refit_prior_variances)
+        adversary_input = self.extension("adversary_input")
+        self.adversary_input = adversary_input.code if adversary_input else "sample"
+        self.adversary_standardize = bool(adversary_input and adversary_input.standardize)
         self._weight_overrides = dict(rec_weight=rec_weight, zu_rec_weight=zu_rec_weight,
                                       kl_weight=kl_weight)
         num_pixels = float(np.prod(self.example_shape))
@@ -234,10 +189,10 @@ class LrLiVAE(LabelSplitModel):
         }
 
     def compile(self, learning_rate=5e-4, learning_rates=None, **kwargs):
-        """Adam with α = 5e-4 (§4.2) per objective; the prior variances and the latent adversary
-        at their multipliers × that rate unless ``learning_rates`` says otherwise."""
-        rates = {"gm_variance": learning_rate * self.variance_lr_multiplier,
-                 "latent_classifier": learning_rate * self.adversary_lr_multiplier}
+        """Adam with α = 5e-4 (§4.2) per objective; the prior variances at
+        ``variance_lr_multiplier`` × that rate (and the extensions' changes) unless
+        ``learning_rates`` says otherwise."""
+        rates = {"gm_variance": learning_rate * self.variance_lr_multiplier}
         rates.update(learning_rates or {})
         super().compile(learning_rate=learning_rate, learning_rates=rates, **kwargs)
 
@@ -265,218 +220,159 @@ class LrLiVAE(LabelSplitModel):
         return components.bijector.forward(eps_s), eps_u
 
     def compute_gm_losses(self, images, labels, training=True):
-        """L_GM (Eq. 9) and its parts on one batch (Algorithm 1 lines 3–5)."""
+        """L_GM (Eq. 9) on one batch (Algorithm 1 lines 3–5) as :class:`Terms`: ψ, the means
+        (``gm``) and the variances (``gm_variance``) all minimise it."""
+        terms = Terms()
         z_s = self.encoder_s(images, training=training)["z_s"]
         gm, cls, lkd, logits = L.gm_loss(z_s, labels, self.prior.components(), self.lkd_weight,
                                          self.margin)
+        terms.add("gm_loss", gm, {"gm": 1.0, "gm_variance": 1.0})
         accuracy = tf.reduce_mean(tf.cast(
             tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels), tf.float32))
-        return {"gm_loss": gm, "gm_cls": cls, "gm_lkd": lkd, "gm_accuracy": accuracy}
+        terms.log(gm_cls=cls, gm_lkd=lkd, gm_accuracy=accuracy)
+        return terms
 
-    def _discriminate(self, real, fakes, label_codes, training, tape=None):
-        """D's logits of ``real`` and of each of ``fakes`` (same label codes). With ``tape``
-        (:meth:`compute_losses`) the fakes enter as cuts: (logits, fake logits, cuts).
+    def adversary_site(self):
+        """The latent adversary q_ω(c|z_u) for the ``adversary`` extensions."""
+        return {"objective": "latent_classifier", "network": self.latent_classifier,
+                "loss": L.adversarial_classifier_loss}
+
+    def _discriminate(self, real, fakes, label_codes, training, terms):
+        """D's logits of ``real`` and of each of ``fakes`` (same label codes), the fakes
+        entering as cuts (:meth:`Terms.cut`): (logits, fake logits, cuts).
 
         The real batch and the fakes are separate D passes (:meth:`real_and_fake_passes`), so
         the generator's loss goes back through the fakes' pass alone (D's first conv's input
         gradient, to 3 channels, was oneDNN's slowest primitive in the step)."""
-        cuts = [self.cut(tape, fake) for fake in fakes]
+        cuts = [terms.cut(fake) for fake in fakes]
         logits = self.real_and_fake_passes(
             self.discriminator, [real, label_codes],
             [tf.concat(cuts, 0), tf.concat([label_codes] * len(cuts), 0)], training,
             one_pass=self.spectral_norm)
         parts = tf.split(logits, len(fakes) + 1, axis=0)
-        if tape is not None:
-            return parts[0], parts[1:], cuts
-        return parts[0], parts[1:]
+        return parts[0], parts[1:], cuts
 
     def compute_losses(self, images=None, labels=None, unlabeled=None, training=True,
                        dependence_batch=None, tape=None):
-        """Every joint-stage loss (Algorithm 1 lines 10–24) and the objective of each optimizer
-        (lines 25–29). Returns {"objectives": {name: loss}, "logs": {key: value}}.
+        """Every joint-stage loss (Algorithm 1 lines 10–24), declared once with the objectives
+        it enters (lines 25–29), as :class:`Terms`:
 
-        ``dependence_batch``: optional (images, labels) that join the joint batch in the HSIC
-        estimate only (``hsic_all_groups``): see :meth:`_dependence_codes`.
+        ========================= ============================================ ==========
+        term (log key)            objectives and weights                       through
+        ========================= ============================================ ==========
+        kl (L_kl)                 φ: λ_kl                                      direct
+        adv_encoder (L_E^adv)     φ: adv_weight                                ω's input
+        adv_classifier (L_C^adv)  ω: 1                                         direct
+        lkd (L_lkd)               ψ: λ_lkd                                     direct
+        rec (L_rec)               ψ: λ_rec, φ: λ_rec^u, θ: λ_rec               z_s, z_u
+        d_loss (L_D^adv)          θ_d: 1                                       direct
+        g_loss (L_GD^adv)         θ: gan_weight                                D's input
+        ========================= ============================================ ==========
 
-        ``tape`` (training with :attr:`backward_once`): the networks' inputs that carry terms
-        of several objectives with different weights become cuts (:meth:`cut`: z_s and z_u
-        into the decoder, x'_f and x'_p into D, the adversary's codes into ω), and the result
-        also holds "backward": {"loss", "links"} for :meth:`apply_backward_once`: each term
-        once, at the weight of the one objective it reaches within its network pass (L_rec at
-        θ's weight, L_D^adv for θ_d, L_C^adv for ω, L_lkd for ψ, L_kl, HSIC, MMD for φ, the
-        consistency term for θ), and the links that carry L_rec to ψ (λ_rec) and φ
-        (λ_rec^u), L_GD^adv to θ through D, and L_E^adv to φ through ω. Every network pass is
-        then differentiated once per distinct cotangent: the decoder's x'_f pass twice
-        (L_rec alone to the encoders; L_rec + L_GD^adv to θ) and D twice (L_D^adv to θ_d;
-        L_GD^adv to its inputs). The per-objective gradients built three backward passes of
-        the decoder, of which TF pruned the unused parts: 4% more executed FLOPs, 69% more
-        graph (docs/speed.md).
-        """
-        backward = {"loss": [], "links": []}
-        cut = lambda tensor: self.cut(tape, tensor)  # noqa: E731
+        The extensions add theirs at their sites (``hsic``, ``mmd`` in φ's objective;
+        ``consistency`` in θ's). ``unlabeled`` images (§3.6) add u_lkd, u_kl, u_rec, u_d_loss,
+        u_g_loss (:meth:`_unlabeled_terms`). ``dependence_batch``: (images, labels) of the
+        GM-stage columns for the pooled HSIC estimate (:meth:`_dependence_codes`).
+
+        ``tape`` (training with :attr:`backward_once`) makes the network inputs in the last
+        column cuts, so that :meth:`apply_terms` takes one backward pass for all seven
+        optimizers: the decoder's x'_f pass is differentiated twice (L_rec alone to the
+        encoders; L_rec + L_GD^adv to θ) and D twice (L_D^adv to θ_d; L_GD^adv to its inputs)."""
+        terms = Terms(tape)
         mode = self.train_sampling if training else "mode"
-        objectives = {k: 0.0 for k in ("encoder_s", "encoder_u", "decoder", "discriminator")}
-        logs = {}
         if images is not None:
-            enc_u = self.encoder_u(images, training=training)
-            dependence_means, dependence_labels = enc_u["mean"], labels
-            if dependence_batch is not None and self.hsic_weight > 0:
-                extra_means = self._dependence_codes(dependence_batch[0], training)
-                dependence_means = tf.concat([dependence_means, extra_means], 0)
-                dependence_labels = tf.concat([labels, dependence_batch[1]], 0)
-            z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
-            kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
-            adversary_codes = z_u if self.adversary_input == "sample" else enc_u["mean"]
-            codes_in = cut(adversary_codes)
-            class_logits = self.latent_classifier(codes_in, training=training)
-            adv_encoder = L.adversarial_encoder_loss(class_logits)
-            adv_classifier = L.adversarial_classifier_loss(class_logits, labels)
-            z_s = self.encoder_s(images, training=training)["z_s"]
-            lkd = L.likelihood_loss(z_s, self.prior.components(labels))
-            z_s_in, z_u_in = cut(z_s), cut(z_u)
-            reconstructions = self.decoder([z_s_in, z_u_in], training=training)
-            rec = L.reconstruction_loss(images, reconstructions)
-            backward["loss"] += [adv_classifier, self.lkd_weight * lkd, self.kl_weight * kl,
-                                 self.rec_weight * rec]
-            backward["links"] += [
-                (adv_encoder, [(codes_in, adversary_codes, self.adv_weight)]),
-                (rec, [(z_s_in, z_s, self.rec_weight), (z_u_in, z_u, self.zu_rec_weight)])]
-            objectives["encoder_s"] += self.rec_weight * rec + self.lkd_weight * lkd
-            objectives["encoder_u"] += (self.adv_weight * adv_encoder + self.kl_weight * kl
-                                        + self.zu_rec_weight * rec)
-            objectives["latent_classifier"] = adv_classifier
-            # The shared label-independence terms (keras_lsvae.models.independence).
-            if self.hsic_weight > 0:
-                dependence = independence.hsic_term(
-                    dependence_means, tf.one_hot(dependence_labels, self.num_classes),
-                    self.hsic_linear_weight, self.hsic_bandwidth_scales)
-                objectives["encoder_u"] += self.hsic_weight * dependence
-                backward["loss"].append(self.hsic_weight * dependence)
-                logs["hsic"] = dependence
-            if self.mmd_weight > 0:
-                # Evaluation draws from a fixed seed: it must leave the generator's state (and
-                # with it the training run's random stream) untouched, and be repeatable.
-                mmd = independence.mmd_term(z_u, self.sample_seed_generator, self.seed,
-                                            training)
-                objectives["encoder_u"] += self.mmd_weight * mmd
-                backward["loss"].append(self.mmd_weight * mmd)
-                logs["mmd"] = mmd
-            objectives["decoder"] += self.rec_weight * rec
-            logs.update(rec=rec, kl=kl, lkd=lkd, adv_encoder=adv_encoder,
-                        adv_classifier=adv_classifier,
-                        adv_accuracy=tf.reduce_mean(tf.cast(tf.equal(
-                            tf.argmax(class_logits, -1, output_type=labels.dtype), labels),
-                            tf.float32)))
-            samples = None
-            if self.gan_weight > 0 or self.consistency_weight > 0:
-                z_s_prior, z_u_prior = self._sample_prior(labels, mode)
-                samples = self.decoder([z_s_prior, z_u_prior], training=training)
-            if self.consistency_weight > 0:
-                consistency = self._class_consistency(samples, z_s, z_u, labels, training)
-                objectives["decoder"] += self.consistency_weight * consistency
-                backward["loss"].append(self.consistency_weight * consistency)
-                logs["consistency"] = consistency
-            if self.gan_weight > 0:
-                codes = tf.one_hot(labels, self.num_classes)
-                fakes = [reconstructions, samples]
-                real_logits, fake_logits, *fake_cuts = self._discriminate(
-                    images, fakes, codes, training, tape)
-                d_loss = L.discriminator_loss(real_logits, fake_logits, self.gan_loss)
-                g_loss = L.generator_loss(fake_logits, self.gan_loss)
-                objectives["decoder"] += self.gan_weight * g_loss
-                objectives["discriminator"] += d_loss
-                backward["loss"].append(d_loss)
-                if fake_cuts:
-                    backward["links"].append((g_loss, [(c, f, self.gan_weight) for c, f in
-                                                       zip(fake_cuts[0], fakes)]))
-                logs.update(d_loss=d_loss, g_loss=g_loss)
+            self._labeled_terms(terms, images, labels, training, mode, dependence_batch)
         if unlabeled is not None:
-            logs.update(self._unlabeled_losses(unlabeled, objectives, training, mode, tape,
-                                               backward))
-        objectives = {k: v for k, v in objectives.items() if not isinstance(v, float)}
-        result = {"objectives": objectives, "logs": logs}
-        if tape is not None:
-            result["backward"] = {"loss": tf.add_n(backward["loss"]) if backward["loss"]
-                                  else None, "links": backward["links"]}
-        if images is not None:
-            result["adversary_codes"] = adversary_codes
-        return result
+            self._unlabeled_terms(terms, unlabeled, training, mode)
+        return terms
 
-    def _class_consistency(self, samples, z_s, z_u, labels, training):
-        """Cross-entropy of the GM posterior q(c | Encoder^s(x̃)) (Eq. 8) against the class x̃
-        was made for, over two kinds of decoded images: prior samples x'_p of class y (Algorithm
-        1 line 21) and swaps Decoder(ẑ_s(x_a), z_u(x_b)) that pair each image's z_s with the
-        z_u of the next image in the batch (another class for most pairs), labelled with x_a's
-        class. Not in the paper (``consistency_weight``): it trains the decoder only (θ's
-        objective; the encoders and the prior are held fixed here) to take the class from z_s
-        whatever z_u carries, which is what generation (z_u ~ N(0, I)) and swaps need. Encoder^s
-        runs as :meth:`_dependence_codes` runs Encoder^u: batch statistics of these images,
-        moving statistics untouched. The pairing is over the global batch under a strategy
-        (image i with image i − 1 of the global batch, whatever the replica count)."""
-        rolled = local_rows(tf.roll(gather_replicas(z_u), shift=1, axis=0), tf.shape(z_u)[0])
-        # Stop-gradients: only θ's objective holds this term (and one backward pass over every
-        # objective's variables, apply_backward_once, must not carry it to ψ or φ).
-        swapped = self.decoder([tf.stop_gradient(z_s), tf.stop_gradient(rolled)],
-                               training=training)
-        images = tf.concat([samples, swapped], 0)
-        encoder = self.encoder_s
-        codes, _ = encoder.stateless_call([tf.stop_gradient(v) for v in
-                                           encoder.trainable_variables],
-                                          encoder.non_trainable_variables, images,
-                                          training=training)
-        logits = L.gm_logits(codes["z_s"], self.prior.components(stop_gradient=True))
-        return L.adversarial_classifier_loss(logits, tf.concat([labels, labels], 0))
+    def _labeled_terms(self, terms, images, labels, training, mode, dependence_batch):
+        enc_u = self.encoder_u(images, training=training)
+        z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
+        terms.add("kl", L.kl_standard_normal(enc_u["mean"], enc_u["log_var"]),
+                  {"encoder_u": self.kl_weight})
+        adversary_codes = z_u if self.adversary_input == "sample" else enc_u["mean"]
+        codes_in = terms.cut(adversary_codes)
+        class_logits = self.latent_classifier(codes_in, training=training)  # Eq. 4–5
+        terms.add("adv_encoder", L.adversarial_encoder_loss(class_logits),
+                  {"encoder_u": self.adv_weight}, via={"encoder_u": [codes_in]})
+        terms.add("adv_classifier", L.adversarial_classifier_loss(class_logits, labels),
+                  {"latent_classifier": 1.0})
+        terms.log(adv_accuracy=tf.reduce_mean(tf.cast(tf.equal(
+            tf.argmax(class_logits, -1, output_type=labels.dtype), labels), tf.float32)))
+        terms.adversary_codes = adversary_codes
+        z_s = self.encoder_s(images, training=training)["z_s"]
+        terms.add("lkd", L.likelihood_loss(z_s, self.prior.components(labels)),  # Eq. 7
+                  {"encoder_s": self.lkd_weight})
+        reconstructions = self._reconstruction_term(terms, "rec", images, z_s, z_u, training)
+        pooled = None if dependence_batch is None else lambda: (  # noqa: E731
+            self._dependence_codes(dependence_batch[0], training),
+            tf.one_hot(dependence_batch[1], self.num_classes))
+        self.extension_terms("independence", terms, objective="encoder_u",
+                             means=enc_u["mean"], codes=z_u,
+                             labels=tf.one_hot(labels, self.num_classes), training=training,
+                             pooled=pooled)
+        samples = None
+        if self.gan_weight > 0 or self.extension("consistency"):
+            z_s_prior, z_u_prior = self._sample_prior(labels, mode)  # line 21
+            samples = self.decoder([z_s_prior, z_u_prior], training=training)
+        self.extension_terms("consistency", terms, samples=samples, z_s=z_s, z_u=z_u,
+                             labels=labels, training=training)
+        if self.gan_weight > 0:
+            fakes = [reconstructions, samples]
+            real_logits, fake_logits, fake_cuts = self._discriminate(
+                images, fakes, tf.one_hot(labels, self.num_classes), training, terms)
+            terms.add("d_loss", L.discriminator_loss(real_logits, fake_logits, self.gan_loss),
+                      {"discriminator": 1.0})
+            terms.add("g_loss", L.generator_loss(fake_logits, self.gan_loss),
+                      {"decoder": self.gan_weight}, via={"decoder": fake_cuts})
 
     def _dependence_codes(self, images, training):
-        """μ_u of the GM-stage columns for the pooled HSIC estimate (``hsic_all_groups``).
+        """μ_u of the GM-stage columns for the pooled HSIC estimate (the ``hsic`` extension's ``all_groups``).
 
         A pass of its own, so that the joint batch's batch-norm statistics (hence its z_u, and
         every joint-stage loss) are those of the joint batch alone, as without the extra
         columns. ``stateless_call`` runs it in training mode (batch statistics of these columns,
         gradients reaching φ) but discards its moving-statistics update: the moving averages
         are updated once per step, by the joint batch, exactly as with
-        ``hsic_all_groups=False`` (tested)."""
+        without ``all_groups`` (tested)."""
         encoder = self.encoder_u
         outputs, _ = encoder.stateless_call(encoder.trainable_variables,
                                             encoder.non_trainable_variables, images,
                                             training=training)
         return outputs["mean"]
 
-    def _unlabeled_losses(self, images, objectives, training, mode, tape=None, backward=None):
+    def _reconstruction_term(self, terms, name, images, z_s, z_u, training):
+        """L_rec (θ at λ_rec; ψ at λ_rec and φ at λ_rec^u through the cuts of z_s and z_u into
+        the decoder); returns x'_f."""
+        z_s_in, z_u_in = terms.cut(z_s), terms.cut(z_u)
+        reconstructions = self.decoder([z_s_in, z_u_in], training=training)
+        terms.add(name, L.reconstruction_loss(images, reconstructions),
+                  {"encoder_s": self.rec_weight, "encoder_u": self.zu_rec_weight,
+                   "decoder": self.rec_weight},
+                  via={"encoder_s": [z_s_in], "encoder_u": [z_u_in]})
+        return reconstructions
+
+    def _unlabeled_terms(self, terms, images, training, mode):
         """§3.6: unlabeled images; z_s is pulled to N(μ_t, Σ_t) of Eq. 11 (no L_GM, L_E^adv,
-        L_C^adv). Adds to ``objectives`` (and, with ``tape``, to ``backward``: see
-        :meth:`compute_losses`) in place and returns the log values."""
+        L_C^adv); the terms as the labeled ones, under u_ names."""
         enc_u = self.encoder_u(images, training=training)
         z_u = self.sampler(enc_u["mean"], enc_u["log_var"], mode=mode)
         kl = L.kl_standard_normal(enc_u["mean"], enc_u["log_var"])
         z_s = self.encoder_s(images, training=training)["z_s"]
-        lkd = L.likelihood_loss(z_s, self.prior.moment_matched(stop_gradient=True))
-        z_s_in, z_u_in = self.cut(tape, z_s), self.cut(tape, z_u)
-        reconstructions = self.decoder([z_s_in, z_u_in], training=training)
-        rec = L.reconstruction_loss(images, reconstructions)
-        if tape is not None:
-            backward["loss"] += [self.lkd_weight * lkd, self.kl_weight * kl,
-                                 self.rec_weight * rec]
-            backward["links"].append(
-                (rec, [(z_s_in, z_s, self.rec_weight), (z_u_in, z_u, self.zu_rec_weight)]))
-        objectives["encoder_s"] += self.rec_weight * rec + self.lkd_weight * lkd
-        objectives["encoder_u"] += self.kl_weight * kl + self.zu_rec_weight * rec
-        objectives["decoder"] += self.rec_weight * rec
-        logs = {"u_rec": rec, "u_kl": kl, "u_lkd": lkd}
+        terms.add("u_lkd", L.likelihood_loss(z_s, self.prior.moment_matched(stop_gradient=True)),
+                  {"encoder_s": self.lkd_weight})
+        terms.add("u_kl", kl, {"encoder_u": self.kl_weight})
+        reconstructions = self._reconstruction_term(terms, "u_rec", images, z_s, z_u,
+                                                    training)
         if self.gan_weight > 0:
             no_label = tf.zeros([tf.shape(images)[0], self.num_classes])
-            real_logits, fake_logits, *fake_cuts = self._discriminate(
-                images, [reconstructions], no_label, training, tape)
-            d_loss = L.discriminator_loss(real_logits, fake_logits, self.gan_loss)
-            g_loss = L.generator_loss(fake_logits, self.gan_loss)
-            objectives["decoder"] += self.gan_weight * g_loss
-            objectives["discriminator"] += d_loss
-            if tape is not None:
-                backward["loss"].append(d_loss)
-                backward["links"].append(
-                    (g_loss, [(fake_cuts[0][0], reconstructions, self.gan_weight)]))
-            logs.update(u_d_loss=d_loss, u_g_loss=g_loss)
-        return logs
+            real_logits, fake_logits, fake_cuts = self._discriminate(
+                images, [reconstructions], no_label, training, terms)
+            terms.add("u_d_loss", L.discriminator_loss(real_logits, fake_logits, self.gan_loss),
+                      {"discriminator": 1.0})
+            terms.add("u_g_loss", L.generator_loss(fake_logits, self.gan_loss),
+                      {"decoder": self.gan_weight}, via={"decoder": fake_cuts})
 
     # ------------------------------------------------------------------------ train / test
     def _unpack(self, data):
@@ -521,47 +417,34 @@ class LrLiVAE(LabelSplitModel):
         return labeled, self._ungroup(unlabeled)
 
     def train_step(self, data):
+        """Algorithm 1: ``n_gm`` GM-stage updates (lines 2–9), each on its own column of the
+        grouped batch, then the joint stage (lines 10–29) on the last column."""
         labeled, unlabeled = self._unpack(data)
         logs = {}
         images = labels = dependence_batch = None
         if labeled is not None:
             stages = self._stages(*labeled)
-            if self.hsic_all_groups and len(stages) > 1:
+            hsic = self.extension("hsic")
+            if hsic and hsic.all_groups and len(stages) > 1:
                 dependence_batch = (tf.concat([x for x, _ in stages[:-1]], 0),
                                     tf.concat([y for _, y in stages[:-1]], 0))
-            for k in range(self.n_gm):  # GM stage: Algorithm 1 lines 2–9
-                gm_images, gm_labels = stages[k % len(stages)]
+            for k in range(self.n_gm):  # GM stage: lines 2–9
                 with tf.GradientTape(persistent=True) as tape:
-                    gm_logs = self.compute_gm_losses(gm_images, gm_labels, training=True)
-                if self.backward_once:  # both optimizers step on L_GM: one backward pass
-                    self.apply_backward_once(tape, ("gm", "gm_variance"), gm_logs["gm_loss"])
-                else:
-                    self.apply_objective(tape, "gm", gm_logs["gm_loss"])
-                    self.apply_objective(tape, "gm_variance", gm_logs["gm_loss"])
+                    gm_terms = self.compute_gm_losses(*stages[k % len(stages)], training=True)
+                self.apply_terms(tape, gm_terms)
                 del tape
-                logs.update(gm_logs)
+                logs.update(gm_terms.logs)
             images, labels = stages[-1]
-        unlabeled = self._ungroup(unlabeled)
         with tf.GradientTape(persistent=True) as tape:  # joint stage: lines 10–24
-            result = self.compute_losses(images, labels, unlabeled, training=True,
-                                         dependence_batch=dependence_batch,
-                                         tape=tape if self.backward_once else None)
-        if self.backward_once:  # lines 25–29, each shared backward pass once
-            self.apply_backward_once(tape, list(result["objectives"]),
-                                     result["backward"]["loss"], result["backward"]["links"])
-        else:
-            self.apply_updates(tape, result["objectives"])
+            terms = self.compute_losses(images, labels, self._ungroup(unlabeled),
+                                        training=True, dependence_batch=dependence_batch,
+                                        tape=tape if self.backward_once else None)
+        self.apply_terms(tape, terms)  # lines 25–29
         del tape
         if labels is not None:
-            self._extra_adversary_steps(tf.stop_gradient(result["adversary_codes"]), labels)
-        logs.update(result["logs"])
+            self.after_step(terms.adversary_codes, labels)
+        logs.update(terms.logs)
         return self.track(logs)
-
-    def _extra_adversary_steps(self, codes, labels):
-        """``adversary_steps − 1`` further L_C^adv updates of ω on this batch's codes."""
-        independence.extra_adversary_steps(self, "latent_classifier", self.latent_classifier,
-                                           codes, labels, L.adversarial_classifier_loss,
-                                           self.adversary_steps)
 
     def test_step(self, data):
         images, unlabeled = self._last_stage(data)
@@ -569,9 +452,8 @@ class LrLiVAE(LabelSplitModel):
         labels = None
         if images is not None:
             images, labels = images
-            logs.update(self.compute_gm_losses(images, labels, training=False))
-        result = self.compute_losses(images, labels, unlabeled, training=False)
-        logs.update(result["logs"])
+            logs.update(self.compute_gm_losses(images, labels, training=False).logs)
+        logs.update(self.compute_losses(images, labels, unlabeled, training=False).logs)
         return self.track(logs)
 
     def call(self, images, training=False):
@@ -614,6 +496,16 @@ class LrLiVAE(LabelSplitModel):
         codes = self.encode(images)
         return self.decode(codes["z_s"], codes["z_u"])
 
+    label_irrelevant_code, label_relevant_code = "z_u", "z_s"
+
+    def encode_labeled(self, images, labels=None, mode="mode"):
+        """The uniform call of ``capabilities.Encodes``: both encoders read the image alone."""
+        return self.encode(images, mode=mode)
+
+    def reconstruct_labeled(self, images, labels=None):
+        """The uniform call of ``capabilities.Reconstructs``: labels are not needed."""
+        return self.reconstruct(images)
+
     def predict_labels(self, images, batch_size=256):
         """q(c | ẑ_s): posterior class probabilities under the mixture prior (Eq. 8)."""
         images = self.check_images(images)
@@ -633,7 +525,7 @@ class LrLiVAE(LabelSplitModel):
         dominates λ_lkd L_lkd and widens the components for classification: on real MNIST
         the learned σ²_c came out 2.5–5× the within-class variance of ẑ_s, so z_s ~ N(μ_c, σ²_c)
         fell where the decoder had never been trained and conditional accuracy was 0.87–0.98;
-        with the fitted variances, 0.985–0.997 (docs/benchmarks.md). Classes absent from
+        with the fitted variances, 0.985–0.997 (docs/lrlivae.md). Classes absent from
         ``labels`` (unseen classes of §3.6) keep theirs. The means, and everything measured on
         encoded images (q(c | ẑ_s), swaps, reconstructions), are unchanged."""
         images, labels = self._check_pair(images, labels)
@@ -791,19 +683,11 @@ class LrLiVAE(LabelSplitModel):
             zs_dim=self.zs_dim, zu_dim=self.zu_dim, width=self.width,
             mlp_units=list(self.mlp_units),
             latent_classifier_units=list(self.latent_classifier_units), n_gm=self.n_gm,
-            lkd_weight=self.lkd_weight, margin=self.margin, loss_weighting=self.loss_weighting,
+            lkd_weight=self.lkd_weight, loss_weighting=self.loss_weighting,
             adv_weight=self.adv_weight, gan_weight=self.gan_weight, gan_loss=self.gan_loss,
             spectral_norm=self.spectral_norm, min_variance=self.prior.min_variance,
             init_variance=self.prior.init_variance, mean_init_stddev=self.prior.mean_init_stddev,
             variance_lr_multiplier=self.variance_lr_multiplier,
-            adversary_lr_multiplier=self.adversary_lr_multiplier,
-            adversary_steps=self.adversary_steps,
-            adversary_standardize=self.adversary_standardize, hsic_weight=self.hsic_weight,
-            hsic_linear_weight=self.hsic_linear_weight, hsic_all_groups=self.hsic_all_groups,
-            hsic_bandwidth_scales=list(self.hsic_bandwidth_scales),
-            mmd_weight=self.mmd_weight,
-            train_sampling=self.train_sampling, adversary_input=self.adversary_input,
-            consistency_weight=self.consistency_weight,
-            refit_prior_variances=self.refit_prior_variances,
+            train_sampling=self.train_sampling,
             **self._weight_overrides)
         return config

@@ -38,7 +38,8 @@ import tensorflow as tf
 from keras_lsvae import losses as L
 from keras_lsvae import networks
 from keras_lsvae.layers import GaussianSample
-from keras_lsvae.models.base import AttributeModel
+from keras_lsvae.models import capabilities as caps
+from keras_lsvae.models.base import AttributeModel, Terms
 from keras_lsvae.registry import MODELS
 
 #: The reference implementation's reconstruction weight: 20 × the per-value mean squared error
@@ -51,7 +52,7 @@ def default_rec_weight(example_shape):
     return 2.0 * REFERENCE_REC_WEIGHT_PER_VALUE / float(np.prod(example_shape))
 
 
-class GaussianVAEBase(AttributeModel):
+class GaussianVAEBase(caps.Generates, caps.Encodes, caps.Reconstructs, AttributeModel):
     """Shared machinery of VAE, CondVAE and CondVAE-info (not registered).
 
     ``condition_encoder``/``condition_decoder``: whether q(z|x, y) and p(x|z, y) take the
@@ -111,24 +112,32 @@ class GaussianVAEBase(AttributeModel):
 
     # ------------------------------------------------------------------------------ losses
     def compute_losses(self, images, attributes, training=True, tape=None):
-        """Eq. 1 (VAE) / Eq. 2 (CondVAE) for one batch, plus :meth:`extra_losses` (``tape``:
-        see CondVAE-info's)."""
+        """Eq. 1 (VAE) / Eq. 2 (CondVAE) for one batch as :class:`Terms`: L_rec in both
+        objectives, KL(z) in the encoder's (it does not depend on θ), then
+        :meth:`extra_terms` and the extensions of the label-irrelevant code z
+        (``independence``, where the model offers it)."""
+        terms = Terms(tape)
         posterior = self.encoder(self._encoder_inputs(images, attributes), training=training)
         z = self.sampler(posterior["mean"], posterior["log_var"],
                          mode="sample" if training else "mode")
         reconstructions = self.decoder(self._decoder_inputs(z, attributes), training=training)
-        rec = L.reconstruction_loss(images, reconstructions)
-        kl_z = L.kl_standard_normal(posterior["mean"], posterior["log_var"])
-        loss = self.rec_weight * rec + self.kl_z_weight * kl_z
-        objectives = {"encoder": loss, "decoder": loss}
-        logs = {"loss": loss, "rec": rec, "kl_z": kl_z}
-        result = {"objectives": objectives, "logs": logs}
-        self.extra_losses(result, posterior, z, attributes, training,
-                          **({"tape": tape} if tape is not None else {}))
-        return result
+        rec = terms.add("rec", L.reconstruction_loss(images, reconstructions),
+                        {"encoder": self.rec_weight, "decoder": self.rec_weight})
+        kl_z = terms.add("kl_z", L.kl_standard_normal(posterior["mean"], posterior["log_var"]),
+                         {"encoder": self.kl_z_weight})
+        terms.log(loss=self.rec_weight * rec + self.kl_z_weight * kl_z)
+        self.extra_terms(terms, posterior, z, attributes, training)
+        self.extension_terms("independence", terms, objective="encoder",
+                             means=posterior["mean"], codes=z, labels=attributes,
+                             training=training)
+        self.adversary_terms(terms, z, attributes, training)
+        return terms
 
-    def extra_losses(self, result, posterior, z, attributes, training):
-        """Hook: add terms to ``result`` in place (CondVAE-info's adversary)."""
+    def extra_terms(self, terms, posterior, z, attributes, training):
+        """Hook: terms of the encoder beyond Eq. 1–2 (CondVAE-info's information term)."""
+
+    def adversary_terms(self, terms, z, attributes, training):
+        """Hook: the adversary's own objective (CondVAE-info's Eq. 3)."""
 
     # ---------------------------------------------------------------------- inference API
     def _require_attributes(self, attributes, what):
@@ -194,7 +203,7 @@ class GaussianVAEBase(AttributeModel):
 
 @MODELS.register("vae")
 @keras.saving.register_keras_serializable(package="keras_lsvae")
-class VAE(GaussianVAEBase):
+class VAE(caps.ManipulatesAttributes, caps.FitsAttributeStatistics, GaussianVAEBase):
     """The VAE baseline of paper B (module docstring); arguments: :class:`GaussianVAEBase`.
 
     Public methods: ``encode(images, attributes=None, mode="mode", batch_size=256)``,
@@ -211,6 +220,11 @@ class VAE(GaussianVAEBase):
                                                 shape=(2, self.num_attributes),
                                                 initializer="zeros", trainable=False)
         self.finish_init()
+
+    def after_training(self, train_examples):
+        """Fit the per-attribute statistics that ``manipulate`` uses (paper B §5.4 method 1's
+        p_j) on the training examples."""
+        self.fit_attribute_statistics(*train_examples())
 
     def fit_attribute_statistics(self, images, attributes, batch_size=256):
         """Store m_l^v = mean μ_φ(x) over the examples with y_l = v (v = 0, 1) for every

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_lsvae.models import capabilities as caps
 from keras_lsvae.viz import attributes as attr
 from keras_lsvae.viz.grid import image_grid, save_image_grid
 
@@ -66,9 +67,10 @@ class ManipulationGrid(keras.callbacks.Callback):
     every epoch: fixed test ``images`` (rows), each as given (first column) and switched to
     every `attribute_targets` vector (columns) with the model's ``manipulate`` (paper B §4.3).
 
-    Models with ``fit_attribute_statistics`` (VAE, CSVAE: ``manipulate`` uses per-attribute
-    latent means) get it refit first on ``statistics`` = (train images, train attributes), so
-    each epoch's grid uses that epoch's encoder; the loop refits on more data before saving.
+    Models that declare ``FitsAttributeStatistics`` (VAE, CSVAE: ``manipulate`` uses
+    per-attribute latent means) get them refit first on ``statistics`` = (train images, train
+    attributes), so each epoch's grid uses that epoch's encoder; the model's ``after_training``
+    refits on more data before saving.
     """
 
     def __init__(self, workdir, images, attributes, statistics=None, log_dir=None):
@@ -109,7 +111,7 @@ class ToyPoints(keras.callbacks.Callback):
         self.per_class, self.seed = per_class, seed
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.model.is_image or not hasattr(self.model, "generate"):
+        if self.model.is_image or not caps.supports(self.model, caps.Generates):
             return
         os.makedirs(self.directory, exist_ok=True)
         requested, labels = sample_labels(self.model, self.per_class)

@@ -15,6 +15,8 @@ import os
 import re
 from typing import Any, Dict, Optional, Tuple
 
+from keras_lsvae.models import extensions as extensions_lib
+
 PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
 #: --lr_schedule values (keras_lsvae.training.callbacks.learning_rate_factor)
 LR_SCHEDULES = ("constant", "cosine")
@@ -47,6 +49,9 @@ class TrainConfig:
     flip: bool = False
     classes: Optional[Tuple[int, ...]] = None
     model_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: {name: {parameter: value}}: the library's additions to the model
+    #: (keras_lsvae/models/extensions.py), from ``--extension``
+    extensions: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
     unlabeled_dataset: Optional[str] = None
     unlabeled_classes: Optional[Tuple[int, ...]] = None
     finetune_epochs: int = 0
@@ -63,7 +68,7 @@ class TrainConfig:
     #: fields that must match between a checkpoint and the run that resumes it (epochs and the
     #: fine-tuning fields may change: extending a run, or fine-tuning a finished one, is legal)
     RESUME_KEYS = ("model", "dataset", "batch_size", "seed", "image_size", "classes",
-                   "model_args")
+                   "model_args", "extensions")
 
     def to_json(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -137,6 +142,14 @@ class TrainConfig:
         for key in sorted(set(self.model_args) & set(reserved)):
             raise ValueError(f"--model_arg={key}=...: {key} is set by {reserved[key]}, not by "
                              "--model_arg")
+        if "extensions" in self.model_args:
+            raise ValueError("--model_arg=extensions=...: switch extensions on with "
+                             "--extension=NAME or --extension=NAME.PARAM=VALUE")
+        # Model arguments that became extensions (old flagfiles): translated, with a warning.
+        self.model_args, legacy = extensions_lib.from_legacy(self.model_args)
+        for name, params in legacy.items():
+            self.extensions = {**self.extensions,
+                               name: {**params, **self.extensions.get(name, {})}}
         return self
 
 

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from absl import flags
 
+from keras_lsvae.models import extensions as extensions_lib
 from keras_lsvae.training.config import (LR_SCHEDULES, PRECISIONS, TrainConfig, default_workdir,
                                          parse_classes, parse_model_args)
 from keras_lsvae.training.strategy import STRATEGIES
@@ -53,6 +54,9 @@ def define_train_flags(flag_values=flags.FLAGS):
     flags.DEFINE_bool("flip", False, "Random horizontal flips of training images.", **fv)
     flags.DEFINE_string("classes", None, "Labeled classes to keep, e.g. '0-6' (must be 0..K-1).", **fv)
     flags.DEFINE_multi_string("model_arg", [], "Model constructor argument key=value; repeat.", **fv)
+    flags.DEFINE_multi_string("extension", [], "Switch on an extension of the model "
+                              "(keras_lsvae/models/extensions.py): NAME, or NAME.PARAM=VALUE "
+                              "to set one of its parameters; repeat.", **fv)
     flags.DEFINE_string("unlabeled_dataset", None, "Unlabeled data for semi-supervised "
                         "fine-tuning (Lr-LiVAE §3.6), after --epochs; needs --finetune_epochs.",
                         **fv)
@@ -100,6 +104,7 @@ def config_from_flags(values, flagfile: Optional[str] = None) -> TrainConfig:
         download=values.download, image_size=values.image_size, flip=values.flip,
         classes=parse_classes(values.classes, "--classes"),
         model_args=parse_model_args(values.model_arg),
+        extensions=extensions_lib.parse_flag(values.extension),
         unlabeled_dataset=values.unlabeled_dataset,
         unlabeled_classes=parse_classes(values.unlabeled_classes, "--unlabeled_classes"),
         finetune_epochs=values.finetune_epochs, steps_per_epoch=values.steps_per_epoch,

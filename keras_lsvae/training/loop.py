@@ -26,10 +26,14 @@ binary attribute, e.g. swiss_roll, as 2 classes). Attribute models (paper B: ``c
 the K (kept ``--classes``) classes, one model for all of them as paper B §5.2.1 does with TFD's
 expressions; attribute data (swiss_roll, celeb_a_*) as they are. For them the run also writes
 ``samples/manipulation_XXXX.png`` per epoch (`keras_lsvae.training.callbacks.ManipulationGrid`),
-and after training (resumed runs too) calls ``model.fit_attribute_statistics`` on up to
-`STATISTICS_EXAMPLES` train examples before saving ``model.keras`` (VAE and CSVAE's
-``manipulate`` uses those per-attribute means). ``metrics.json`` has the test losses, plus
-``test_attribute_accuracy`` only for models with ``predict_attributes``.
+and ``metrics.json`` has the test losses, plus ``test_attribute_accuracy`` only for models that
+declare ``PredictsAttributes`` (:mod:`keras_lsvae.models.capabilities`).
+
+After training (resumed runs too), before ``model.keras`` is saved, the loop calls
+``model.after_training(train_examples)``: ``train_examples()`` loads up to
+`STATISTICS_EXAMPLES` train examples in the model's label format when the model asks for them
+(VAE and CSVAE fit the per-attribute means their ``manipulate`` uses; Lr-LiVAE with
+``refit_prior_variances`` refits its prior variances).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lsvae import __version__, data, models
+from keras_lsvae.models import capabilities as caps
+from keras_lsvae.models import extensions as extensions_lib
 from keras_lsvae.registry import MODELS
 from keras_lsvae.training import callbacks as cb
 from keras_lsvae.training.config import TrainConfig
@@ -98,7 +104,8 @@ def check_model_args(model_class, model_args, model_name):
     default (``zs_dim=abc``, ``mlp_units=64``), naming the flag and the expected type."""
     parameters = constructor_parameters(model_class)
     settable = [p for p in parameters
-                if p not in ("self", "args", "kwargs", "input_shape", "num_classes", "seed")]
+                if p not in ("self", "args", "kwargs", "input_shape", "num_classes", "seed",
+                              "extensions")]
     unknown = sorted(set(model_args) - set(settable))
     if unknown:
         raise ValueError(f"--model_arg: unknown {unknown} for model {model_name!r}; "
@@ -133,7 +140,7 @@ MANIPULATION_ROWS = 4
 
 def label_kind(config: TrainConfig) -> str:
     """``"class"`` or ``"attributes"``: what the registered model ``config.model`` takes."""
-    return getattr(MODELS.get(config.model), "label_kind", "class")
+    return MODELS.get(config.model).label_kind
 
 
 def num_model_classes(config: TrainConfig, meta) -> int:
@@ -182,7 +189,13 @@ def build_model(config: TrainConfig, meta) -> keras.Model:
     model_class = MODELS.get(config.model)
     num_classes = num_model_classes(config, meta)
     check_model_args(model_class, config.model_args, config.model)
+    try:  # the extensions' names, sites and parameters, with the flag in the message
+        extensions_lib.build(model_class, config.extensions)
+    except ValueError as error:
+        raise ValueError(f"--extension: {error}") from None
     kwargs = {"seed": config.seed, **config.model_args}
+    if config.extensions:
+        kwargs["extensions"] = config.extensions
     try:
         return models.get(config.model, input_shape=meta.input_shape, num_classes=num_classes,
                           **kwargs)
@@ -292,6 +305,20 @@ def attribute_arrays(config: TrainConfig, meta, split: str, max_examples=None):
     return images, as_attributes(labels, meta, depth)
 
 
+def train_examples(config: TrainConfig, meta, kind: str):
+    """Up to `STATISTICS_EXAMPLES` ``(images, labels)`` of the train split in the model's label
+    format (``kind``): attribute rows (N, A) for "attributes" models (:func:`attribute_arrays`), class ids
+    (N,) for class models (a single binary attribute as 2 classes, as training sees it)."""
+    if kind == "attributes":
+        return attribute_arrays(config, meta, "train", max_examples=STATISTICS_EXAMPLES)
+    images, labels = data.load_arrays(
+        config.dataset, "train", data_dir=config.data_dir, image_size=config.image_size,
+        classes=config.classes, max_examples=STATISTICS_EXAMPLES, download=config.download)
+    if single_attribute_as_class(meta):
+        labels = np.round(labels[:, 0]).astype(np.int32)
+    return images, labels
+
+
 def _test_split(meta):
     return "test" if "test" in meta.splits else meta.splits[-1]
 
@@ -322,13 +349,13 @@ def evaluate_model(model, config, meta, test_ds, evaluate=None):
     results = {f"test_{k}": float(v)
                for k, v in evaluate(test_ds, verbose=0, return_dict=True).items()}
     if attr.is_attribute_model(model):
-        if hasattr(model, "predict_attributes"):
+        if caps.supports(model, caps.PredictsAttributes):
             images, attributes = attribute_arrays(config, meta, _test_split(meta))
             results["test_attribute_accuracy"] = attr.accuracy(model, images, attributes)
             results["test_examples"] = int(len(attributes))
         return results
-    if hasattr(model, "predict_labels") and (meta.label_kind == "class"
-                                             or single_attribute_as_class(meta)):
+    if caps.supports(model, caps.PredictsLabels) and (meta.label_kind == "class"
+                                                      or single_attribute_as_class(meta)):
         split = "test" if "test" in meta.splits else meta.splits[-1]
         images, labels = data.load_arrays(config.dataset, split, data_dir=config.data_dir,
                                           image_size=config.image_size, classes=config.classes)
@@ -425,7 +452,7 @@ def train_model(config: TrainConfig, flags_text=None, callbacks=()):
         manipulation_rows = (test_images[rows], test_attributes[rows])
         epoch_statistics = (attribute_arrays(config, meta, "train",
                                              max_examples=EPOCH_STATISTICS_EXAMPLES)
-                            if hasattr(model, "fit_attribute_statistics") else None)
+                            if caps.supports(model, caps.FitsAttributeStatistics) else None)
     _prepare_workdir(config, flags_text, write=chief)
     # Non-chief workers write into a scratch directory (TF's multi-worker guide): saving may
     # need collectives that every worker must join, but only the chief's files are kept.
@@ -507,13 +534,7 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
                    checkpointer=checkpointer, callbacks=callbacks, verbose=verbose)
     seconds = time.time() - started
 
-    if getattr(model, "refit_prior_variances", False):  # Lr-LiVAE option, before saving
-        model.fit_prior_variances(*data.load_arrays(
-            config.dataset, "train", data_dir=config.data_dir, image_size=config.image_size,
-            classes=config.classes, max_examples=STATISTICS_EXAMPLES, download=config.download))
-    if hasattr(model, "fit_attribute_statistics"):  # before saving: manipulate needs them
-        attr.fit_statistics(model, *attribute_arrays(config, meta, "train",
-                                                     max_examples=STATISTICS_EXAMPLES))
+    model.after_training(lambda: train_examples(config, meta, model.label_kind))
     model.save(os.path.join(outdir, "model.keras"))
     metrics = {"model": config.model, "dataset": config.dataset, "seed": config.seed,
                "epochs": total_epochs, "resumed_from_epoch": initial_epoch,

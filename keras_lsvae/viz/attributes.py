@@ -1,16 +1,18 @@
 """Helpers for attribute models (paper B: CSVAE, VAE, CondVAE, CondVAE-info), shared by the
 training callbacks, ``metrics.json`` and ``scripts/visualize.py``.
 
-Written against the model contract (duck-typed): ``label_kind == "attributes"``,
-``num_classes`` = A, ``generate(attributes, seed)``, ``manipulate(...)``, and optionally
-``fit_attribute_statistics(images, attributes)`` (VAE, CSVAE) and ``predict_attributes(images)``.
+Written against the capabilities a model declares (:mod:`keras_lsvae.models.capabilities`):
+``label_kind == "attributes"``, ``num_classes`` = A, ``generate(attributes, seed)``
+(``Generates``), ``manipulate_attributes`` (``ManipulatesAttributes``), and where declared
+``fit_attribute_statistics`` (``FitsAttributeStatistics``: VAE, CSVAE), ``predict_attributes``
+(``PredictsAttributes``), ``manipulate(..., scale=p)`` (``ScalesManipulation``) and CSVAE's W
+grids (``WGrids``).
 
 * `attribute_targets(A)`: the target attribute vectors a grid shows, one per column/row: for
   A = 1 the attribute off and on ([0], [1]); for A >= 2 the A one-hot vectors (one class of
   one-hot class data; one attribute alone for non-exclusive attributes).
-* `manipulate(model, images, attributes, targets)`: paper B §4.3's G_ij through each model's
-  signature (CSVAE's ``manipulate(images, target_attributes, w=None)`` needs no source
-  attributes; the others take ``(images, attributes, target_attributes)``).
+* `manipulate(model, images, attributes, targets)`: paper B §4.3's G_ij, the model's
+  ``manipulate_attributes`` (CSVAE's ignores the source attributes).
 * `pick_examples(attributes, count)`: fixed, deterministic test examples covering the label
   patterns (one per class first), the rows of the manipulation grids.
 * `manipulation_tiles(...)`: rows = examples, columns = the input then each target.
@@ -18,17 +20,17 @@ Written against the model contract (duck-typed): ``label_kind == "attributes"``,
 
 from __future__ import annotations
 
-import inspect
 from typing import List, Optional, Sequence
 
 import numpy as np
 
+from keras_lsvae.models import capabilities as caps
 from keras_lsvae.viz.grid import as_nhwc, to_numpy
 
 
 def is_attribute_model(model) -> bool:
     """True for models that take (N, A) attribute vectors (paper B's), False for class models."""
-    return getattr(model, "label_kind", "class") == "attributes"
+    return model.label_kind == "attributes"
 
 
 def attribute_targets(num_attributes: int) -> np.ndarray:
@@ -55,22 +57,10 @@ def target_ids(attributes) -> np.ndarray:
     return attributes.argmax(-1).astype(np.int32)
 
 
-def manipulate(model, images, attributes, targets, **options):
-    """``model.manipulate`` of ``images`` (with source ``attributes``) to ``targets`` (N, A)."""
-    parameters = [p for p in inspect.signature(model.manipulate).parameters
-                  if p not in ("self",)]
-    if len(parameters) > 1 and parameters[1] == "target_attributes":  # CSVAE
-        return to_numpy(model.manipulate(images, targets, **options))
-    return to_numpy(model.manipulate(images, attributes, targets, **options))
-
-
-def accepts(method, name: str) -> bool:
-    """True if ``method`` takes a keyword ``name`` (e.g. CondVAE's ``scale``)."""
-    try:
-        parameters = inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+def manipulate(model, images, attributes, targets):
+    """G_ij of ``images`` (with source ``attributes``) to ``targets`` (N, A), as numpy: the
+    model's ``manipulate_attributes`` (``ManipulatesAttributes``)."""
+    return to_numpy(model.manipulate_attributes(images, attributes, targets))
 
 
 def pick_examples(attributes, count: int) -> np.ndarray:
@@ -92,9 +82,10 @@ def pick_examples(attributes, count: int) -> np.ndarray:
 
 
 def fit_statistics(model, images, attributes) -> bool:
-    """``model.fit_attribute_statistics(images, attributes)`` if the model has it; returns
-    whether it did (VAE and CSVAE need it for ``manipulate``)."""
-    if not hasattr(model, "fit_attribute_statistics"):
+    """``model.fit_attribute_statistics(images, attributes)`` if the model declares
+    ``FitsAttributeStatistics``; returns whether it did (VAE and CSVAE need it for
+    ``manipulate``)."""
+    if not caps.supports(model, caps.FitsAttributeStatistics):
         return False
     model.fit_attribute_statistics(images, attributes)
     return True
@@ -117,8 +108,8 @@ def manipulation_tiles(model, images, attributes, targets) -> np.ndarray:
 
 def accuracy(model, images, attributes, batch_size: int = 256) -> Optional[float]:
     """Mean per-attribute accuracy of ``model.predict_attributes`` (probabilities > 0.5), for
-    models that predict attributes; None for the others (no number is invented)."""
-    if not hasattr(model, "predict_attributes"):
+    models that declare ``PredictsAttributes``; None for the others (no number is invented)."""
+    if not caps.supports(model, caps.PredictsAttributes):
         return None
     predicted = np.concatenate([to_numpy(model.predict_attributes(images[i:i + batch_size]))
                                 for i in range(0, len(images), batch_size)])

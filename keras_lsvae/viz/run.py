@@ -33,7 +33,10 @@ Image figures also have their exact tile grid next to them (``<stem>_grid.png``,
 (``{"figures": {name: file name}, "grids": {...}, ...}``) together with the choices made (classes
 shown, ranked z_u dimensions and their measured change), so a figure can be traced back.
 
-Point data sets (toy2d, swiss_roll) get fig2 only: the other figures are image grids.
+Point data sets (toy2d, swiss_roll) get fig2 only: the other figures are image grids. A class
+model gets the figures its class declares the capabilities for
+(:mod:`keras_lsvae.models.capabilities`): fig3 ``Generates``, fig4 ``Interpolates``, fig5
+``Traverses``, fig6 ``Swaps``, fig7 ``Inpaints`` without labels (Lr-LiVAE has them all).
 
 Attribute models (paper B, Klys et al. NeurIPS 2018: ``csvae``, ``vae``, ``condvae``,
 ``condvae_info``; ``label_kind == "attributes"``) get paper B's figures instead
@@ -78,6 +81,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from keras_lsvae.models import capabilities as caps
 from keras_lsvae.viz import attributes as attr
 from keras_lsvae.viz import figures
 from keras_lsvae.viz.grid import to_numpy
@@ -127,13 +131,10 @@ def load_run(workdir: str):
                 f"(scripts/train.py writes model.keras and config.json into its --workdir)")
     with open(config_path) as f:
         config = json.load(f)
-    import keras
-
-    import keras_lsvae.models  # noqa: F401  (registers the model classes for deserialisation)
+    from keras_lsvae.evaluation import load_model
 
     # compile=False: figures need no optimizer state, and restoring 7 optimizers is wasted work.
-    model = keras.models.load_model(model_path, compile=False)
-    return model, config
+    return load_model(model_path, compile=False), config
 
 
 def _class_labels(labels, meta) -> np.ndarray:
@@ -280,18 +281,39 @@ def visualize_run(workdir: str, out_dir: Optional[str] = None, seed: int = 0,
     row_classes = spread(all_classes, FIG4_CLASSES)
     details.update(fig3_classes=shown_classes, fig4_classes=row_classes)
 
-    paths["fig3"] = figures.fig3_samples_per_class(model, target("fig3"), per_class=num_steps,
-                                                   seed=seed, classes=shown_classes)
-    paths["fig4a"] = figures.fig4_vary_zs(model, target("fig4a"), row_classes, num_steps, seed)
-    paths["fig4b"] = figures.fig4_vary_zu(model, target("fig4b"), row_classes, num_steps, seed)
+    if caps.supports(model, caps.Generates):
+        paths["fig3"] = figures.fig3_samples_per_class(model, target("fig3"),
+                                                       per_class=num_steps, seed=seed,
+                                                       classes=shown_classes)
+    if caps.supports(model, caps.Interpolates):
+        paths["fig4a"] = figures.fig4_vary_zs(model, target("fig4a"), row_classes, num_steps,
+                                              seed)
+        paths["fig4b"] = figures.fig4_vary_zu(model, target("fig4b"), row_classes, num_steps,
+                                              seed)
+    if caps.supports(model, caps.Traverses):
+        ranked_dims, change = rank_zu_dims(model, row_classes, seed=seed)
+        top_dims = ranked_dims[:FIG5_DIMS]
+        values = np.linspace(-TRAVERSE_RANGE, TRAVERSE_RANGE, num_steps).tolist()
+        paths["fig5"] = figures.fig5_traverse(model, target("fig5"), top_dims, values,
+                                              label=row_classes, seed=seed)
+        details.update(fig5_dims=top_dims,
+                       zu_dim_change={str(d): float(change[d]) for d in ranked_dims})
+    if caps.supports(model, caps.Swaps):
+        _swap_figures(model, config, test_images, test_labels, shown_classes, max_classes,
+                      seed, target, paths, details)
+    if caps.supports(model, caps.Inpaints) and not model.inpaint_uses_labels:
+        rng = np.random.default_rng(seed + 3)
+        inpaint_indices = np.sort(rng.choice(len(test_images),
+                                             min(num_steps, len(test_images)), replace=False))
+        paths["fig7"] = figures.fig7_inpainting(model, test_images[inpaint_indices],
+                                                target("fig7"))
+        details["fig7_test_indices"] = [int(i) for i in inpaint_indices]
+    return _write_index(out_dir, paths, details)
 
-    ranked_dims, change = rank_zu_dims(model, row_classes, seed=seed)
-    top_dims = ranked_dims[:FIG5_DIMS]
-    values = np.linspace(-TRAVERSE_RANGE, TRAVERSE_RANGE, num_steps).tolist()
-    paths["fig5"] = figures.fig5_traverse(model, target("fig5"), top_dims, values,
-                                          label=row_classes, seed=seed)
-    details.update(fig5_dims=top_dims,
-                   zu_dim_change={str(d): float(change[d]) for d in ranked_dims})
+
+def _swap_figures(model, config, test_images, test_labels, shown_classes, max_classes, seed,
+                  target, paths, details):
+    """fig6 and, for semi-supervised runs, fig6_swap_unseen (module docstring)."""
 
     # Separate generators per figure, so adding the unseen variant never changes fig6 / fig7.
     zs_choice = one_per_class(test_labels, shown_classes, np.random.default_rng(seed))
@@ -318,13 +340,6 @@ def visualize_run(workdir: str, out_dir: Optional[str] = None, seed: int = 0,
             target("fig6_swap_unseen"))
         details.update(fig6_unseen_dataset=unseen_dataset,
                        fig6_unseen_zs_classes=list(unseen_choice))
-
-    rng = np.random.default_rng(seed + 3)
-    inpaint_indices = np.sort(rng.choice(len(test_images), min(num_steps, len(test_images)),
-                                         replace=False))
-    paths["fig7"] = figures.fig7_inpainting(model, test_images[inpaint_indices], target("fig7"))
-    details["fig7_test_indices"] = [int(i) for i in inpaint_indices]
-    return _write_index(out_dir, paths, details)
 
 
 def load_test_attributes(config: dict, num_attributes: int,
@@ -380,7 +395,7 @@ def visualize_attribute_run(model, config, workdir, out_dir, paths, details, see
     details["manipulation_test_indices"] = [int(i) for i in rows]
     shown = spread(list(range(model.num_classes)), max_classes)
 
-    if hasattr(model, "manipulate_grid"):  # CSVAE: Fig. 3/4 with the sampling grid (3d)
+    if caps.supports(model, caps.WGrids):  # CSVAE: Fig. 3/4 with the sampling grid (3d)
         w_dim = int(model.w_dim)
         w_means = to_numpy(model.encode(images, attributes)["w_mean"])
         details["w_grid_attributes"], details["w_grid_test_indices"] = [], []
@@ -414,7 +429,7 @@ def visualize_attribute_run(model, config, workdir, out_dir, paths, details, see
                 target("fig5_transfer"), names=names)
             details.update(fig5_attributes=list(pair),
                            fig5_test_indices=[int(i) for i in fig5_rows])
-    elif attr.accepts(model.manipulate, "scale"):  # CondVAE, CondVAE-info
+    elif caps.supports(model, caps.ScalesManipulation):  # CondVAE, CondVAE-info
         scales = np.linspace(*attr.SCALE_RANGE, num_steps).tolist()
         targets = attr.attribute_targets(model.num_classes)
         target_rows = spread(list(range(len(targets))), max_classes)

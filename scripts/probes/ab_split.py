@@ -1,7 +1,7 @@
 """A/B of real and generated images in separate D / C passes (LabelSplitModel.real_and_fake_passes)
 against one pass: weight distance after 3 steps, executed FLOPs, interleaved ms.
 
-    python docs/speed_probes/ab_split.py lrlivae,cvaegan,cgan 30
+    python scripts/probes/ab_split.py lrlivae,cvaegan,cgan 30
 """
 import sys, numpy as np, tensorflow as tf, keras
 from keras_lsvae.models.base import LabelSplitModel

@@ -2,7 +2,7 @@
 width 32), and the MFU ceiling that TF's CPU conv kernels leave: the model FLOPs over the time of
 the conv primitives alone, everything else taken as free.
 
-    ONEDNN_VERBOSE=1 TF_NUM_INTEROP_THREADS=1 python docs/speed_probes/primitives.py lrlivae
+    ONEDNN_VERBOSE=1 TF_NUM_INTEROP_THREADS=1 python scripts/probes/primitives.py lrlivae
 
 One inter-op thread, so that primitives run one at a time and their times are their own (two
 at once share the two cores). ONEDNN_VERBOSE prints one line per primitive execution, with its

@@ -1,7 +1,7 @@
 """A/B of the decoders' output conv (layers.Conv2D) and the fused Adam (optimizers.Adam) against
 Keras' Conv2D and Adam: same weights and batch, weight distance after 3 steps, interleaved ms.
 
-    python docs/speed_probes/ab_conv_adam.py lrlivae,vae 30
+    python scripts/probes/ab_conv_adam.py lrlivae,vae 30
 """
 import sys, numpy as np, tensorflow as tf, keras
 from keras_lsvae import layers as L, optimizers as O

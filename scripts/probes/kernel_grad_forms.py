@@ -1,10 +1,10 @@
-"""The 4x4 stride-2 "same" conv's kernel gradient (the slowest primitives, docs/speed.md,
-session 11) in three forms, timed interleaved in one process: TF's Conv2DBackpropFilter; the
+"""The 4x4 stride-2 "same" conv's kernel gradient (the slowest primitives, docs/speed.md)
+in three forms, timed interleaved in one process: TF's Conv2DBackpropFilter; the
 same gradient as the 2x2 stride-1 "valid" conv of space_to_depth(pad(x)) with the kernel
 regrouped; and im2col (`tf.image.extract_patches`) + one matmul. Prints the relative error
 of each form against TF's and the median ms per call.
 
-    python docs/speed_probes/kernel_grad_forms.py
+    python scripts/probes/kernel_grad_forms.py
 """
 import time
 

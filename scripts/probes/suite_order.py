@@ -1,7 +1,7 @@
 """The speed suite on a few models in a given order (one process per call), to tell a model's own
-speed from its place in the suite (docs/speed.md, session 10).
+speed from its place in the suite (docs/speed.md).
 
-    python docs/speed_probes/suite_order.py cvae,lrlivae,vae OUT_DIR
+    python scripts/probes/suite_order.py cvae,lrlivae,vae OUT_DIR
 """
 import sys
 

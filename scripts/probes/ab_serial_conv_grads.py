@@ -1,9 +1,9 @@
 """A/B: every SAME-padded 2-D conv / transposed conv's backward with its two gradients in a fixed
 order (a control dependency: kernel gradient first, or input gradient first), vs TF's gradients
 (both may run at once): does keeping a layer's two backward convs from overlapping on the two
-cores help? Measured in session 9: no (docs/speed.md).
+cores help? Measured: no (docs/speed.md).
 
-    python docs/speed_probes/ab_serial_conv_grads.py vae,condvae,lrlivae 25 dk_first|dx_first
+    python scripts/probes/ab_serial_conv_grads.py vae,condvae,lrlivae 25 dk_first|dx_first
 """
 import sys, tensorflow as tf, keras
 from keras.src.backend.tensorflow import nn as knn
