@@ -191,8 +191,8 @@ def lrlivae_mnist(out_dir, seed=0, epochs=None, num_seeds=1, data_path=None,
 
 #: Learning-rate schedule of the §3.6 runs: constant, as the paper trains. Fine-tuning after
 #: the configs' cosine decay was measured worse (MNIST seeds 0 / 1, unseen swap consistency
-#: after fine-tuning 0.69 / 0.55 vs 0.82 / 0.77 at a constant rate; docs/lrlivae.md,
-#: session 11), whichever rate the fine-tuning epochs ran at.
+#: after fine-tuning 0.69 / 0.55 vs 0.82 / 0.77 at a constant rate; docs/lrlivae.md),
+#: whichever rate the fine-tuning epochs ran at.
 SEMI_LR_SCHEDULE = "constant"
 
 

@@ -1,5 +1,5 @@
 """``speed``: how close each model's training iteration runs to what the machine allows
-(issue 12; numbers and their reading in docs/speed.md).
+(numbers and their reading in docs/speed.md).
 
 For every registered model on CIFAR-shaped data (32×32×3, batch 64, width 32, 10 classes; the
 attribute models get 10 one-hot attributes), in one process:
