@@ -1,6 +1,6 @@
 """Export (issue 10): the SavedModel's signatures against the model's Python API and the
 documented sampler, in a fresh process that never imports keras_lsvae; bad requests as
-INVALID_ARGUMENT; the README's REST bodies and gRPC snippet replayed; TFLite parity with LiteRT;
+INVALID_ARGUMENT; the serving guide's (docs/export.md) REST bodies and gRPC snippet replayed; TFLite parity with LiteRT;
 scripts/export.py's layout, versions and refusals.
 
 One digits-sized Lr-LiVAE (16×16×1, 10 classes, z_s and z_u of 16, as configs/digits.cfg) is
@@ -32,9 +32,9 @@ from tests.test_export_client import Server, signature_defs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT = os.path.join(REPO, "tests", "test_export_client.py")
-with open(os.path.join(REPO, "README.md")) as _f:
-    README = _f.read()
-SECTION = re.search(r"## Serving: TF Serving and TFLite\n(.*?)\n## ", README, re.S).group(1)
+with open(os.path.join(REPO, "docs", "export.md")) as _f:  # the serving guide the README links
+    EXPORT_DOC = _f.read()
+SECTION = re.search(r"## Serving: TF Serving and TFLite\n(.*?)\n## ", EXPORT_DOC, re.S).group(1)
 DIGITS = dict(input_shape=(16, 16, 1), num_classes=10, zs_dim=16, zu_dim=16, width=32, n_gm=1,
               seed=0)
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "int8": 5e-2}
@@ -44,7 +44,7 @@ def _blocks(language):
     return re.findall(rf"```{language}\n(.*?)```", SECTION, re.S)
 
 
-README_BODIES = [json.loads(block) for block in _blocks("json")]
+SERVING_BODIES = [json.loads(block) for block in _blocks("json")]
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +207,7 @@ def fresh(exported, trained, tmp_path_factory):
     images = trained[2]
     bodies, mask = _image_bodies(images)
     bad = _bad_bodies(images)
-    requests = README_BODIES + bodies + [README_BODIES[0]] + [body for _, body in bad]
+    requests = SERVING_BODIES + bodies + [SERVING_BODIES[0]] + [body for _, body in bad]
     tmp = tmp_path_factory.mktemp("fresh")
     with open(tmp / "requests.json", "w") as f:
         json.dump(requests, f)
@@ -219,7 +219,7 @@ def fresh(exported, trained, tmp_path_factory):
     with open(tmp / "replies.json") as f:
         result = json.load(f)
     replies = result["replies"]
-    n = len(README_BODIES)
+    n = len(SERVING_BODIES)
     return {"imported": result["keras_lsvae_imported"], "readme": replies[:n],
             "api": replies[n:n + len(bodies)], "repeat": replies[n + len(bodies)],
             "bad": list(zip([m for m, _ in bad], replies[n + len(bodies) + 1:])), "mask": mask}
@@ -234,14 +234,14 @@ def test_fresh_process_never_imports_keras_lsvae(fresh):
     assert fresh["imported"] is False
 
 
-def test_readme_rest_bodies_follow_the_documented_sampler(fresh, trained):
+def test_guide_rest_bodies_follow_the_documented_sampler(fresh, trained):
     model = trained[1]
     seeded, rows, unseeded, decoded = fresh["readme"]
     assert np.asarray(seeded["outputs"]["seed"]).tolist() == [42, 43, 44]
     expected, noise = _reference_generate(model, [3, 3, 7], [42, 43, 44])
     np.testing.assert_allclose(_out(seeded, "noise"), noise, atol=1e-6)
     np.testing.assert_allclose(_out(seeded, "images"), expected, atol=1e-5)
-    # The row-format request with seeds 42 and 44 gives rows 0 and 2 again (README's claim).
+    # The row-format request with seeds 42 and 44 gives rows 0 and 2 again (the guide's claim).
     predictions = np.asarray([p["images"] for p in rows["predictions"]], np.float32)
     np.testing.assert_allclose(predictions, _out(seeded, "images")[[0, 2]], atol=1e-5)
     # Without a seed: fresh seeds, returned, and they draw the same images again.
@@ -288,15 +288,15 @@ def test_bad_requests_fail_as_invalid_argument(fresh):
         assert message in reply["error"], (message, reply["error"][:500])
 
 
-# ------------------------------------------------------------------------- README
-def test_readme_lists_every_signature_as_exported(trained):
+# ------------------------------------------------------------------------- serving guide
+def test_guide_lists_every_signature_as_exported(trained):
     assert export.describe(spec_for(trained[1])) in SECTION
     assert "python scripts/export.py --workdir=runs/digits --export_dir=exported --tflite" \
         in SECTION
     assert "docker run" in SECTION and "tensorflow/serving" in SECTION
 
 
-def test_readme_rest_python_snippet_runs(server, monkeypatch):
+def test_guide_rest_python_snippet_runs(server, monkeypatch):
     import requests
 
     class Reply:
@@ -316,7 +316,7 @@ def test_readme_rest_python_snippet_runs(server, monkeypatch):
     monkeypatch.setattr(requests, "post", post)
     snippet = next(b for b in _blocks("python") if "requests.post" in b)
     namespace = {}
-    exec(snippet, namespace)  # noqa: S102 - the README's code
+    exec(snippet, namespace)  # noqa: S102 - the guide's code
     assert {b["signature_name"] for b in posted} == {"predict_labels", "reconstruct", "encode",
                                                       "swap", "inpaint"}
     for name, reply in namespace["replies"].items():
@@ -324,7 +324,7 @@ def test_readme_rest_python_snippet_runs(server, monkeypatch):
     assert len(namespace["labels"]) == 4
 
 
-def test_readme_grpc_snippet_builds_a_valid_request(server, fresh, monkeypatch):
+def test_guide_grpc_snippet_builds_a_valid_request(server, fresh, monkeypatch):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     requests = []
@@ -340,7 +340,7 @@ def test_readme_grpc_snippet_builds_a_valid_request(server, fresh, monkeypatch):
     monkeypatch.setattr(prediction_service_pb2_grpc, "PredictionServiceStub", Stub)
     snippet = next(b for b in _blocks("python") if "PredictRequest" in b)
     namespace = {}
-    exec(snippet, namespace)  # noqa: S102 - the README's code
+    exec(snippet, namespace)  # noqa: S102 - the guide's code
     (request,) = requests
     signature = server.defs[request.model_spec.signature_name]
     for key, proto in request.inputs.items():
@@ -385,7 +385,7 @@ def test_tflite_matches_keras_with_the_decode_signature_names(exported, trained,
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
 
 
-def test_readme_tflite_snippet_runs(exported):
+def test_guide_tflite_snippet_runs(exported):
     snippet = next(b for b in _blocks("python") if "Interpreter" in b)
     path = os.path.join(exported[0]["tflite"], "decoder_float32.tflite")
     namespace = {}
