@@ -44,9 +44,9 @@ def main(argv):
     from keras_lsvae.cli import run_or_exit
 
     options = {"seed": FLAGS.seed}
-    if FLAGS.epochs:
+    if FLAGS.epochs is not None:
         options["epochs"] = FLAGS.epochs
-    if FLAGS.num_seeds:
+    if FLAGS.num_seeds is not None:
         options["num_seeds"] = FLAGS.num_seeds
     data_path = FLAGS.data or DEFAULT_DATA.get(FLAGS.suite)
     if data_path:

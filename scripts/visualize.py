@@ -8,6 +8,9 @@ Writes the PNGs and an ``index.json`` (default into ``<workdir>/figures``) and p
 ``name: path`` line per figure. See :func:`keras_lsvae.viz.run.visualize_run` for the figures.
 """
 
+import json
+import os
+
 from absl import app, flags
 
 # Defined here, not shared with train.py: this script reads a run, it does not configure one.
@@ -25,12 +28,20 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from keras_lsvae.cli import run_or_exit
     from keras_lsvae.viz.run import visualize_run  # imported late: TF starts after flag parsing
 
-    paths = visualize_run(FLAGS.workdir, out_dir=FLAGS.out_dir, seed=FLAGS.seed,
-                          num_steps=FLAGS.num_steps, max_classes=FLAGS.max_classes)
+    # A missing or unfinished run, bad numbers: one "error:" line saying what to change.
+    paths = run_or_exit(visualize_run, FLAGS.workdir, out_dir=FLAGS.out_dir, seed=FLAGS.seed,
+                        num_steps=FLAGS.num_steps, max_classes=FLAGS.max_classes)
     for name, path in paths.items():
         print(f"{name}: {path}")
+    index_path = os.path.join(FLAGS.out_dir or os.path.join(FLAGS.workdir, "figures"),
+                              "index.json")
+    if os.path.exists(index_path):
+        with open(index_path) as f:
+            for name, reason in json.load(f).get("skipped", {}).items():
+                print(f"skipped {name}: {reason}")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,9 @@ def main(argv):
     for name in FLAGS.configs:
         arrays.update(collect(name, FLAGS.steps))
         print(f"{name}: done", flush=True)
-    np.savez(FLAGS.out, **arrays)
+    from keras_lsvae import io
+
+    io.atomic_savez(FLAGS.out, **arrays)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,12 @@ def test_user_errors_are_one_line_and_exit_code_2(error, line, capsys):
     assert capsys.readouterr().err == line
 
 
-def test_other_errors_propagate_and_results_return():
+def test_other_errors_propagate_and_results_return(monkeypatch):
+    with pytest.raises(ZeroDivisionError):  # a bug: keep the traceback
+        run_or_exit(_raise, ZeroDivisionError("a bug"))
+    monkeypatch.setenv("KERAS_LSVAE_TRACEBACK", "1")  # a developer asks for every traceback
     with pytest.raises(RuntimeError):
-        run_or_exit(_raise, RuntimeError("a bug: keep the traceback"))
+        run_or_exit(_raise, RuntimeError("corrupt file"))
     with pytest.raises(ValueError):  # only the errors asked for are the user's
         run_or_exit(_raise, ValueError("x"), errors=(FileNotFoundError,))
     assert run_or_exit(lambda a, b=0: a + b, 1, b=2) == 3

@@ -151,7 +151,9 @@ def test_too_small_for_one_batch(tmp_path):
 
 
 def test_classes_without_examples(tmp_path):
-    name = write_npz(tmp_path / "few.npz", n=6, labels=np.array([0, 0, 1, 1, 3, 3]))
+    # Class 2 has no example: K = 4 is stated by the names (sparse ids are not inferred).
+    name = write_npz(tmp_path / "few.npz", n=6, labels=np.array([0, 0, 1, 1, 3, 3]),
+                     class_names=np.array(["a", "b", "c", "d"]))
     with pytest.raises(ValueError, match=r"has 0 examples of classes \[2\]"):
         data.load(name, "test", batch_size=1, repeat=True, classes=[2])
     with pytest.raises(ValueError, match=r"no examples of classes \[2\] \(classes=\)"):

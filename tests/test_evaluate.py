@@ -322,3 +322,17 @@ def test_inception_v3_preprocessing_range_and_channels():
     out = inception_v3.preprocess(images, size=8)
     assert out.shape == (2, 8, 8, 3) and out.min() >= -1.0 and out.max() <= 1.0
     assert np.array_equal(out[..., 0], out[..., 2])
+
+
+def test_the_same_run_named_twice_is_one_run(runs, tmp_path, no_inception_weights):
+    # Again, through another path, and through a symlink: one run, not three seeds.
+    run = runs["cgan"]
+    link = tmp_path / "link"
+    os.symlink(run, link)
+    again = os.path.join(os.path.dirname(run), ".", os.path.basename(run))
+    result = evaluation.evaluate_workdirs([run, again, str(link)], str(tmp_path / "out"),
+                                          classifier_dir=str(tmp_path / "cls"),
+                                          classifier_epochs=1, samples_per_class=4,
+                                          probes=False, use_inception_v3=False)
+    assert result["models"]["cgan"]["num_runs"] == 1
+    assert len(result["runs"]) == 1

@@ -2,7 +2,8 @@
 
 It imports TensorFlow and numpy only, never keras_lsvae: ``test_export.py`` runs it as a script
 in a fresh Python process (``python tests/test_export_client.py MODEL_DIR REQUESTS OUT``) to show
-that an exported SavedModel needs nothing from this library, as TF Serving has no Python.
+that an exported SavedModel needs nothing from this library, as TF Serving has no Python
+(``--jobs JOBS OUT``: several models' requests in one process, tests/test_export_models.py).
 
 What it reproduces of TF Serving (tensorflow_serving/servables/tensorflow/predict_util.cc and
 the REST API's JSON formats): the request names a signature (default ``serving_default``);
@@ -114,5 +115,20 @@ def main(model_dir, requests_path, out_path):
             m == "keras_lsvae" or m.startswith("keras_lsvae.") for m in sys.modules)}, f)
 
 
+def main_jobs(jobs_path, out_path):
+    """Replay several models' REST bodies in one process: ``jobs_path`` holds a JSON list of
+    {"model_dir": ..., "requests": [...]}; writes one reply list per job."""
+    with open(jobs_path) as f:
+        jobs = json.load(f)
+    replies = [[Server(job["model_dir"]).rest(body) for body in job["requests"]]
+               if job["requests"] else [] for job in jobs]
+    with open(out_path, "w") as f:
+        json.dump({"replies": replies, "keras_lsvae_imported": any(
+            m == "keras_lsvae" or m.startswith("keras_lsvae.") for m in sys.modules)}, f)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    if sys.argv[1] == "--jobs":  # python tests/test_export_client.py --jobs JOBS OUT
+        main_jobs(*sys.argv[2:4])
+    else:
+        main(*sys.argv[1:4])

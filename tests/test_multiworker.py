@@ -193,8 +193,9 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
     chief, other = tmp_path / "run_0", tmp_path / "run_1"
     assert not other.exists(), sorted(os.listdir(other))  # the non-chief wrote nothing
     for name in ("model.keras", "metrics.json", "history.json", "config.json", "flags.txt",
-                 "checkpoints/ckpt.weights.h5", "checkpoints/state.json", "points"):
+                 "checkpoints", "points"):
         assert (chief / name).exists(), name
+    assert list((chief / "checkpoints").glob("ckpt-*/manifest.json"))  # a complete one
     _check_like_one_process(tmp_path, TOY2D, weights)
 
     # Resuming: worker 1's --workdir (not shared here) has no checkpoint while the chief's has

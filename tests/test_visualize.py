@@ -253,3 +253,26 @@ def test_csvae_swiss_roll_draws_fig2_and_latent_projections(tmp_path_factory):
     assert all(os.path.getsize(p) > 0 for p in paths.values())
     index = json.loads((workdir / "figures" / "index.json").read_text())
     assert index["fig2_epochs"] == [1, 2] and index["attribute_names"] == ["outer_half"]
+
+
+def test_cgan_run_draws_what_it_declares_and_says_what_it_skipped(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("cgan_run")
+    train(tiny_config(workdir, model="cgan", model_args={"width": 8, "z_dim": 3}))
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "visualize.py"), f"--workdir={workdir}",
+         "--num_steps=3", "--max_classes=2"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fig3: " in result.stdout
+    for name in ("fig4a", "fig4b", "fig5", "fig6", "fig7"):
+        assert f"skipped {name}: CGAN does not declare" in result.stdout, result.stdout
+
+
+def test_script_gives_one_error_line_for_a_missing_run(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "visualize.py"),
+         f"--workdir={tmp_path / 'nothing'}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: "), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

@@ -26,7 +26,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from keras_lsvae import evaluation
+from keras_lsvae import evaluation, io
 from keras_lsvae.benchmarks import common
 from keras_lsvae.registry import BENCHMARKS
 
@@ -162,8 +162,7 @@ def run_comparison(suite: str, out_dir: str, configs: Dict[str, object], eval_da
         f"{suite}: paper A's comparison", summary, classifier.describe(), settings,
         output["inception_v3"] or {"message": "no run"}, output["versions"], reference, extra)
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"{suite}.md"), "w") as f:
-        f.write(markdown)
+    io.atomic_write_text(os.path.join(out_dir, f"{suite}.md"), markdown)
     return json.loads(json.dumps(evaluation.jsonable(output)))
 
 

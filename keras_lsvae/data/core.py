@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -93,6 +94,8 @@ def as_attributes(labels, meta: DatasetInfo, num_classes: Optional[int] = None):
     classes (a one-hot vector of 1 class is a constant, not an attribute), or ``num_classes``
     given for attribute data.
     """
+    num_classes = check_int("num_classes", num_classes, minimum=1, allow_none=True,
+                            source=meta.name)
     if meta.label_kind == CLASS:
         depth = int(meta.num_classes if num_classes is None else num_classes)
         if depth < 2:
@@ -113,20 +116,101 @@ def as_attributes(labels, meta: DatasetInfo, num_classes: Optional[int] = None):
 def attribute_names(meta: DatasetInfo, num_classes: Optional[int] = None) -> Tuple[str, ...]:
     """Names of the A attributes `as_attributes` gives (class names for class data)."""
     names = tuple(meta.class_names)
-    return names[:int(num_classes)] if num_classes is not None else names
+    num_classes = check_int("num_classes", num_classes, minimum=1, allow_none=True,
+                            source=meta.name)
+    return names[:num_classes] if num_classes is not None else names
+
+
+# ----------------------------------------------------------------------------------------------
+# Arguments: wrong types and values are refused, never converted
+# ----------------------------------------------------------------------------------------------
+
+
+def _describe(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def is_int(value) -> bool:
+    """True for Python and NumPy integers; False for bool (an int subclass, but ``True`` as a
+    count is a mistake), floats (``16.0``) and strings (``"16"``)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value, *, minimum: Optional[int] = None,
+              maximum: Optional[int] = None, allow_none: bool = False,
+              source: Optional[str] = None) -> Optional[int]:
+    """``value`` as an int, or a ValueError naming ``name`` if it is not an integer (bool, float
+    and str are refused, not converted) or is outside [minimum, maximum]. None passes if
+    ``allow_none``."""
+    prefix = f"{source}: " if source else ""
+    if value is None and allow_none:
+        return None
+    bound = "" if minimum is None else f" >= {minimum}"
+    bound += "" if maximum is None else (" and" if minimum is not None else "") + f" <= {maximum}"
+    if not is_int(value):
+        none = " or None" if allow_none else ""
+        raise ValueError(f"{prefix}{name} must be an integer{bound}{none}, got {_describe(value)}")
+    if (minimum is not None and int(value) < minimum) or (maximum is not None
+                                                          and int(value) > maximum):
+        raise ValueError(f"{prefix}{name} must be an integer{bound}, got {int(value)}")
+    return int(value)
+
+
+def check_bool(name: str, value, *, allow_none: bool = False) -> Optional[bool]:
+    """``value`` as a bool, or a ValueError naming ``name`` (``1``, ``"no"`` are refused)."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        none = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be True or False{none}, got {_describe(value)}")
+    return bool(value)
+
+
+def check_str(name: str, value, *, allow_none: bool = False, path: bool = False):
+    """``value`` as a non-empty str (``path``: also an `os.PathLike`), else a ValueError."""
+    if value is None and allow_none:
+        return None
+    if path and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        what = "a non-empty string" + (" (a path)" if path else "")
+        raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, "
+                         f"got {_describe(value)}")
+    return value
 
 
 def normalize_image_size(image_size: ImageSize) -> Optional[Tuple[int, int]]:
-    """None stays None, an int n becomes (n, n), a pair stays a pair of positive ints."""
+    """None stays None, an int n becomes (n, n), a (height, width) pair of ints stays a pair.
+
+    Anything else is a ValueError, not a conversion: ``"16"`` (a string is a sequence: it once
+    became 1x6), ``16.0``, ``True``, ``(16,)`` and sides < 1 are refused.
+    """
     if image_size is None:
         return None
-    if isinstance(image_size, (int, np.integer)):
+    expected = "image_size must be an integer >= 1 or a (height, width) pair of them"
+    if isinstance(image_size, np.ndarray) and image_size.ndim <= 1:
+        image_size = image_size.tolist() if image_size.ndim else image_size.item()
+    if is_int(image_size):
         size = (int(image_size), int(image_size))
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(
+            is_int(s) for s in image_size):
+        size = (int(image_size[0]), int(image_size[1]))
     else:
-        size = tuple(int(s) for s in image_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"image_size must be an int or (height, width) > 0, got {image_size!r}")
+        raise ValueError(f"{expected}, got {_describe(image_size)}")
+    if min(size) < 1:
+        raise ValueError(f"{expected}, got {image_size!r}")
     return size
+
+
+def some(values, limit: int = 6) -> str:
+    """A short list of (sorted, distinct) offending values for an error message."""
+    values = np.unique(np.asarray(values).reshape(-1))
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(
+            values == np.round(values)) and np.all(np.abs(values) < 2.0 ** 62):
+        values = values.astype(np.int64)  # class ids read as floats: show 1000, not 1000.0
+    shown = [v.item() if hasattr(v, "item") else v for v in values[:limit]]
+    more = f" ... ({values.size} distinct values)" if values.size > limit else ""
+    return f"{shown}{more}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,6 +244,8 @@ def validate_arrays(
     """
     if label_kind not in LABEL_KINDS:
         raise ValueError(f"{source}: label_kind must be one of {LABEL_KINDS}, got {label_kind!r}")
+    num_classes = check_int("num_classes", num_classes, minimum=1, source=source)
+    is_image = check_bool("is_image", is_image)
     images = np.asarray(images)
     labels = np.asarray(labels)
 
@@ -177,8 +263,11 @@ def validate_arrays(
     elif images.ndim != 2:
         _fail(source, "images", f"(points) must have rank 2 (N, D), got shape {images.shape}")
     images = images.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(images)):
-        _fail(source, "images", f"has {int(np.sum(~np.isfinite(images)))} non-finite values")
+    finite = np.isfinite(images)
+    if not np.all(finite):
+        rows = np.flatnonzero(~finite.reshape(images.shape[0], -1).all(axis=1))
+        _fail(source, "images", f"has {int(np.sum(~finite))} non-finite values (NaN or inf) in "
+              f"{rows.size} examples, the first at index {int(rows[0])}: fix or drop them")
     if is_image:
         low, high = float(images.min()), float(images.max())
         if low < 0.0 or high > 1.0:
@@ -194,16 +283,21 @@ def validate_arrays(
         _fail(source, "labels", f"has non-numeric dtype {labels.dtype}")
     labels_f = labels.astype(np.float64)
     if not np.all(np.isfinite(labels_f)):
-        _fail(source, "labels", "has non-finite values")
+        rows = np.flatnonzero(~np.isfinite(labels_f.reshape(labels_f.shape[0], -1)).all(axis=1))
+        _fail(source, "labels", f"has non-finite values (NaN or inf) in {rows.size} examples, "
+              f"the first at index {int(rows[0])}")
     if label_kind == CLASS:
         if labels.ndim != 1:
             _fail(source, "labels", f"(class ids) must have rank 1 (N,), got shape {labels.shape}")
-        if not np.all(labels_f == np.round(labels_f)):
-            _fail(source, "labels", "(class ids) has non-integer values")
-        low, high = labels_f.min(), labels_f.max()
-        if low < 0 or high >= num_classes:
+        fractional = labels_f != np.round(labels_f)
+        if np.any(fractional):
+            _fail(source, "labels",
+                  f"(class ids) has non-integer values {some(labels_f[fractional])}")
+        outside = (labels_f < 0) | (labels_f >= num_classes)
+        if np.any(outside):
+            low, high = labels_f.min(), labels_f.max()
             _fail(source, "labels", f"has class ids in [{low:g}, {high:g}], outside "
-                  f"[0, {num_classes}) for {num_classes} classes")
+                  f"[0, {num_classes}) for {num_classes} classes: {some(labels_f[outside])}")
         labels = labels_f.astype(np.int32)
     else:
         if labels.ndim != 2 or labels.shape[1] != num_classes:
@@ -326,6 +420,7 @@ class Source(abc.ABC):
     def arrays(self, split: str, max_examples: Optional[int] = None):
         """The split in memory: ``(images float32 [0,1], labels)`` (first `max_examples`)."""
         self.check_split(split)
+        max_examples = check_int("max_examples", max_examples, minimum=1, allow_none=True)
         ds = self.examples(split)
         if max_examples is not None:
             ds = ds.take(max_examples)
@@ -363,6 +458,7 @@ class ArraySource(Source):
 
     def arrays(self, split: str, max_examples: Optional[int] = None):
         self.check_split(split)
+        max_examples = check_int("max_examples", max_examples, minimum=1, allow_none=True)
         images, labels = self.split_arrays(split)
         if max_examples is not None:
             images, labels = images[:max_examples], labels[:max_examples]

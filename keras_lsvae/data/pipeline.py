@@ -1,7 +1,14 @@
 """`prepare`, `load`, `load_arrays` and `info`: the public entry points of `keras_lsvae.data`.
 
 Names are looked up in `keras_lsvae.registry.DATASETS`; ``"kind:argument"`` names (``npz:<path>``,
-``folder:<path>``) look up ``kind`` and pass the argument as the source's ``path``.
+``folder:<path>``) look up ``kind`` and pass the argument as the source's ``path``. Source
+options can be part of the name, so a flagfile's ``--dataset`` can set them: everything after
+the first ``?`` is ``key=value`` pairs joined by ``&``, e.g.
+``npz:../shared/data/celeba_dev.npz?subset=glasses`` or ``npz:d.npz?attributes=Eyeglasses,Male``
+(`split_name`). A value of digits only is an int (``num_classes=7``, ``subset_seed=1``), any
+other value a string; a key twice, a key also given as a keyword argument, or a pair without
+``=`` is a `ValueError`, and so is an option the data set does not take (naming the ones it
+takes).
 
 `prepare` is what a program calls before building a model or writing a file: TFDS data sets
 are downloaded and prepared there (unless ``download=False`` or offline: then a
@@ -9,8 +16,13 @@ are downloaded and prepared there (unless ``download=False`` or offline: then a
 `load_arrays` prepare too, with the same ``download`` option, so they never download when told
 not to; `info` is static and never touches data.
 
-Arguments are checked before any data is read (``classes``: a non-empty list of distinct integer
-ids in [0, K); ``batch_size`` / ``group`` >= 1); when the split size is known without reading
+Arguments are checked before any data is read, and wrong types are refused, never converted (a
+`ValueError` naming the argument): counts (``batch_size``, ``group``, ``max_examples``,
+``shuffle_buffer``) are integers >= 1, ``seed`` / ``start_step`` integers >= 0 (bool, ``16.0``
+and ``"16"`` are not integers), switches (``shuffle``, ``flip``, ``repeat``, ``drop_remainder``,
+``download``, ``continuous``) are bools, ``image_size`` an integer or an (H, W) pair of them,
+``classes`` a non-empty list of distinct integer ids in [0, K), ``cache`` a bool or a path, and
+an option a data set does not take is named. When the split size is known without reading
 images, a split too small to give one batch is a `ValueError` that gives both numbers.
 
 Pipeline order of `load` (each step says why it is where it is):
@@ -41,30 +53,103 @@ would replay the first epoch's order).
 
 from __future__ import annotations
 
+import inspect
+import os
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
-from keras_lsvae.data.core import CLASS, DatasetInfo, ImageSize, Source, normalize_image_size
+from keras_lsvae.data.core import (CLASS, DatasetInfo, ImageSize, Source, check_bool, check_int,
+                                   check_str, normalize_image_size)
 from keras_lsvae.registry import DATASETS
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Offset so the flip randomness is not the same stream as the shuffle for the same `seed`.
 _FLIP_SEED_OFFSET = 7919
+#: largest accepted ``seed`` (seeds plus offsets stay int64 inside TensorFlow)
+MAX_SEED = 2 ** 62
+
+
+def _check_source_options(name: str, factory, options: dict) -> None:
+    """A ValueError naming the options a data set does not take (instead of a TypeError from
+    deep inside its constructor)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # not introspectable: let the factory decide
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        known = sorted(set(parameters) - {"data_dir", "image_size"})
+        raise ValueError(f"{name}: unknown option{'s' * (len(unknown) > 1)} "
+                         f"{', '.join(unknown)}; this data set takes "
+                         f"{', '.join(known) if known else 'no options'}"
+                         " (besides data_dir and image_size)")
+
+
+def split_name(name: str) -> Tuple[str, dict]:
+    """``(name without options, options)`` of ``"kind:path?key=value&key=value"`` (module
+    docstring): ``split_name("npz:d.npz?subset=glasses&subset_seed=1")`` is
+    ``("npz:d.npz", {"subset": "glasses", "subset_seed": 1})``; a name without ``?`` has no
+    options."""
+    base, sep, query = name.partition("?")
+    options: dict = {}
+    if not sep:
+        return name, options
+    usage = (f"data set name {name!r}: options after '?' are key=value pairs joined by '&', "
+             "e.g. npz:data.npz?subset=glasses")
+    if not base:
+        raise ValueError(f"{usage} (no data set name before '?')")
+    for pair in query.split("&"):
+        key, equals, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not key or not value:
+            raise ValueError(f"{usage} (bad pair {pair!r})")
+        if key in options:
+            raise ValueError(f"{usage} (option {key!r} is given twice)")
+        options[key] = int(value) if value.isascii() and value.isdigit() else value
+    return base, options
 
 
 def get_source(name: str, *, data_dir: Optional[str] = None, image_size: ImageSize = None,
                **source_options) -> Source:
-    """Builds the registered `Source` for `name` (``"digits"``, ``"npz:/path/d.npz"``, ...)."""
-    kind, sep, argument = str(name).partition(":")
+    """Builds the registered `Source` for `name` (``"digits"``, ``"npz:/path/d.npz"``, ...).
+
+    ``name``, ``data_dir`` and ``image_size`` are checked (wrong types are refused, not
+    converted: ``image_size="16"`` is an error), and so are the option names. Options written
+    in the name (``"npz:d.npz?subset=glasses"``, `split_name`) join ``source_options``.
+    """
+    name = check_str("name (the data set name)", name)
+    name, named_options = split_name(name)
+    both = sorted(set(named_options) & set(source_options))
+    if both:
+        raise ValueError(f"data set option{'s' * (len(both) > 1)} {', '.join(both)} given both "
+                         f"in the name and as an argument: give {'them' if len(both) > 1 else 'it'}"
+                         " once")
+    source_options = {**named_options, **source_options}
+    data_dir = check_str("data_dir", data_dir, allow_none=True, path=True)
+    size = normalize_image_size(image_size)
+    kind, sep, argument = name.partition(":")
     factory = DATASETS.get(kind)  # KeyError listing the known names
     if sep:
         if not argument:
             raise ValueError(f"data set name {name!r} needs a path after ':'")
         source_options["path"] = argument
-    return factory(data_dir=data_dir, image_size=normalize_image_size(image_size),
-                   **source_options)
+    _check_source_options(kind, factory, source_options)
+    return factory(data_dir=data_dir, image_size=size, **source_options)
+
+
+def _check_cache(cache) -> Union[bool, str]:
+    if isinstance(cache, os.PathLike):
+        cache = os.fspath(cache)
+    if isinstance(cache, (bool, np.bool_)):
+        return bool(cache)
+    if isinstance(cache, str) and cache:
+        return cache
+    raise ValueError(f"cache must be True, False or a file path (a non-empty string), got "
+                     f"{cache!r} ({type(cache).__name__})")
 
 
 def info(name: str, *, data_dir: Optional[str] = None, image_size: ImageSize = None,
@@ -100,8 +185,9 @@ def prepare(name: str, data_dir: Optional[str] = None, download: bool = True,
             resolved data directory and gives the commands that prepare it); or a user file /
             folder does not exist (the message names it).
     """
+    download = check_bool("download", download)
     source = get_source(name, data_dir=data_dir, image_size=image_size, **source_options)
-    source.prepare(download=bool(download))
+    source.prepare(download=download)
     return source.info
 
 
@@ -176,10 +262,6 @@ def _checked_source(name, split, batch_size, group, data_dir, image_size, flip, 
                     source_options):
     """(source, its info, the kept class ids or None) after checking the arguments that
     `load` and `train_stream` share (named ValueErrors), before any download."""
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if int(group) < 1:
-        raise ValueError(f"group must be >= 1, got {group}")
     source = get_source(name, data_dir=data_dir, image_size=image_size, **source_options)
     meta = source.info
     source.check_split(split)
@@ -255,16 +337,25 @@ def load(
         ValueError: a bad argument (named), or a split too small to give one batch.
         FileNotFoundError: see `prepare`.
     """
-    batch_size, group = int(batch_size), int(group)
+    split = check_str("split", split)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    group = check_int("group", group, minimum=1)
+    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    shuffle = check_bool("shuffle", shuffle, allow_none=True)
+    flip, repeat = check_bool("flip", flip), check_bool("repeat", repeat)
+    drop_remainder = check_bool("drop_remainder", drop_remainder, allow_none=True)
+    cache = _check_cache(cache)
+    shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer, minimum=1, allow_none=True)
+    download = check_bool("download", download)
     source, meta, keep = _checked_source(name, split, batch_size, group, data_dir, image_size,
                                          flip, classes, source_options)
     is_train = split == "train"
-    shuffle = is_train if shuffle is None else bool(shuffle)
-    drop_remainder = is_train if drop_remainder is None else bool(drop_remainder)
+    shuffle = is_train if shuffle is None else shuffle
+    drop_remainder = is_train if drop_remainder is None else drop_remainder
     # Arguments are checked above, before a possibly long download.
-    source.prepare(download=bool(download))
+    source.prepare(download=download)
     _check_enough_examples(meta, split, _count_examples(source, split, keep), batch_size, group,
-                           drop_remainder, bool(repeat), keep)
+                           drop_remainder, repeat, keep)
 
     ds = _kept_examples(source, split, keep, cache)
     ds = ds.map(_to_float, num_parallel_calls=AUTOTUNE)
@@ -272,7 +363,7 @@ def load(
         if shuffle_buffer is None:
             size = source.num_examples(split)
             shuffle_buffer = size if size is not None else source.default_shuffle_buffer
-        ds = ds.shuffle(max(1, int(shuffle_buffer)), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(max(1, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     if flip and is_train:
@@ -305,13 +396,17 @@ def load_arrays(
 
     For metrics and probes. `max_examples` keeps the first examples (after `classes` filtering).
     Labels are int32 class ids or float32 attribute vectors. `download` as for `prepare`.
-    A selection of `classes` with no example in the split is a `ValueError`.
+    A selection of `classes` with no example in the split is a `ValueError`, and so is a
+    ``max_examples`` that is not an integer >= 1.
     """
+    split = check_str("split", split)
+    max_examples = check_int("max_examples", max_examples, minimum=1, allow_none=True)
+    download = check_bool("download", download)
     source = get_source(name, data_dir=data_dir, image_size=image_size, **source_options)
     meta = source.info
     source.check_split(split)
     keep = None if classes is None else _check_classes(classes, meta)
-    source.prepare(download=bool(download))
+    source.prepare(download=download)
     if keep is None:
         return source.arrays(split, max_examples=max_examples)
     images, labels = source.arrays(split)
@@ -380,12 +475,18 @@ def train_stream(
         ``(dataset, batches_per_pass)``; ``batches_per_pass`` is the number of steps of one epoch
         when ``continuous`` is False.
     """
-    if int(start_step) < 0:
-        raise ValueError(f"start_step must be >= 0, got {start_step}")
-    batch_size, group, start_step = int(batch_size), int(group), int(start_step)
+    split = check_str("split", split)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    group = check_int("group", group, minimum=1)
+    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    start_step = check_int("start_step", start_step, minimum=0)
+    continuous, flip = check_bool("continuous", continuous), check_bool("flip", flip)
+    cache = _check_cache(cache)
+    shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer, minimum=1, allow_none=True)
+    download = check_bool("download", download)
     source, meta, keep = _checked_source(name, split, batch_size, group, data_dir, image_size,
                                          flip, classes, source_options)
-    source.prepare(download=bool(download))
+    source.prepare(download=download)
     count = _count_examples(source, split, keep)
     _check_enough_examples(meta, split, count, batch_size, group, True, continuous, keep)
 
@@ -402,8 +503,8 @@ def train_stream(
     if shuffle_buffer is None:
         size = source.num_examples(split)
         shuffle_buffer = size if size is not None else source.default_shuffle_buffer
-    buffer = max(1, int(shuffle_buffer))
-    do_flip = bool(flip) and split == "train"
+    buffer = max(1, shuffle_buffer)
+    do_flip = flip and split == "train"
 
     def one_pass(p):
         # Traced by flat_map: this sets the seed of that function's graph only. `shuffle` pairs

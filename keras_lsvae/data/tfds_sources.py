@@ -32,7 +32,8 @@ also makes them in range by construction; labels are checked per element with `t
 Files are read in their fixed order (``shuffle_files=False``) so every selection is deterministic.
 
 CelebA attribute subsets - CSVAE §5.2.2 (Klys et al., NeurIPS 2018), applied "independently to
-each of the training, validation and test split":
+each of the training, validation and test split"; the rule is `keras_lsvae.data.celeba`, shared
+with the npz source (``npz:PATH?subset=glasses`` on a file with CelebA's ``attributes_*``):
 
 * ``glasses``: "all images labelled with the attribute glasses and twice as many images
   without" - attribute ``Eyeglasses``; 1 label.
@@ -41,9 +42,10 @@ each of the training, validation and test split":
 * ``glasses_facial_hair``: "the images from the previous two subsets along with the binary labels
   for both attributes" - the union of both selections, 2 labels (glasses, facial_hair).
 
-The images without the attribute are drawn uniformly at random with a fixed seed (0, independent
-of the pipeline seed) and kept in split order. Choosing needs the attribute counts of the split
-first: one pass over the split's records with image decoding skipped.
+The images without the attribute are drawn uniformly at random with a fixed seed (option
+``subset_seed``, default 0, independent of the pipeline seed) and kept in split order. Choosing
+needs the attribute counts of the split first: one pass over the split's records with image
+decoding skipped.
 
 Crop "as in [14]" (Larsen et al. 2016, "Autoencoding beyond pixels"; their released code crops the
 aligned 218x178 image to rows 40..188, columns 15..163, a 148x148 square around the face) then
@@ -63,8 +65,9 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 import numpy as np
 import tensorflow as tf
 
-from keras_lsvae.data.core import (ATTRIBUTES, CLASS, DatasetInfo, Source, resize_uint8,
-                                   validate_example)
+from keras_lsvae.data import celeba
+from keras_lsvae.data.core import (ATTRIBUTES, CLASS, DatasetInfo, Source, check_int,
+                                   resize_uint8, validate_example)
 from keras_lsvae.registry import DATASETS
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -79,8 +82,8 @@ CELEB_A_SPLITS = ("train", "validation", "test")
 CELEB_A_IMAGE_SHAPE = (218, 178, 3)
 CELEB_A_CROP = (40, 15, 148, 148)  # (top, left, height, width), Larsen et al. 2016
 CELEB_A_IMAGE_SIZE = (64, 64)
-CELEB_A_SELECTION_SEED = 0
-_CELEB_A_ATTRIBUTES_READ = ("Eyeglasses", "No_Beard", "Mustache", "Goatee")
+CELEB_A_SELECTION_SEED = celeba.SELECTION_SEED
+_CELEB_A_ATTRIBUTES_READ = celeba.SOURCE_ATTRIBUTES
 
 #: Default size of TFDS images whose native sides the conv networks cannot take.
 DEFAULT_RESIZE = (32, 32)
@@ -357,68 +360,37 @@ _register_class_source(("svhn_cropped", "svhn"), "svhn_cropped", (32, 32, 3), DI
 # ----------------------------------------------------------------------------------------------
 
 
-def _choose_negatives(negatives: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` of the candidate indices uniformly at random (all if fewer), in split order."""
-    if count >= negatives.size:
-        return negatives
-    return np.sort(rng.choice(negatives, size=count, replace=False))
+# The subset rule itself is `keras_lsvae.data.celeba` (shared with ``npz:PATH?subset=...``);
+# these names are kept for code that imported them from here.
+CELEB_A_ATTRIBUTES = celeba.DERIVED_ATTRIBUTES
+NEGATIVES_PER_POSITIVE = celeba.NEGATIVES_PER_POSITIVE
+CELEB_A_SUBSET_ATTRIBUTES = celeba.SUBSET_ATTRIBUTES
+CELEB_A_SUBSETS = celeba.SUBSETS
 
 
-# Derived binary attributes of CSVAE §5.2.2 from TFDS's CelebA attributes.
-CELEB_A_ATTRIBUTES = {
-    "glasses": lambda a: a["Eyeglasses"],
-    "facial_hair": lambda a: ~a["No_Beard"] | a["Mustache"] | a["Goatee"],
-}
-# How many images without the attribute per image with it (paper: "twice as many", "equal").
-NEGATIVES_PER_POSITIVE = {"glasses": 2, "facial_hair": 1}
-# subset -> its attributes, in label-column order. A subset with several attributes is the
-# union of the single-attribute subsets, labelled with all of them.
-CELEB_A_SUBSET_ATTRIBUTES = {
-    "glasses": ("glasses",),
-    "facial_hair": ("facial_hair",),
-    "glasses_facial_hair": ("glasses", "facial_hair"),
-}
-CELEB_A_SUBSETS = tuple(CELEB_A_SUBSET_ATTRIBUTES)
-
-
-def celeb_a_selection(attributes: Dict[str, np.ndarray], subset: str
-                      ) -> Tuple[np.ndarray, np.ndarray]:
-    """Indices into the split and their float32 labels (n, A) for a CSVAE §5.2.2 subset.
+def celeb_a_selection(attributes: Dict[str, np.ndarray], subset: str,
+                      seed: int = CELEB_A_SELECTION_SEED) -> Tuple[np.ndarray, np.ndarray]:
+    """Indices into the split and their float32 labels (n, A) for a CSVAE §5.2.2 subset
+    (`keras_lsvae.data.celeba.selection`).
 
     Args:
         attributes: boolean arrays (N,) of the split for the TFDS names ``Eyeglasses``,
             ``No_Beard``, ``Mustache``, ``Goatee``.
         subset: one of `CELEB_A_SUBSETS`.
+        seed: seed of the draw of the images without the attribute.
     """
-    if subset not in CELEB_A_SUBSET_ATTRIBUTES:
-        raise ValueError(f"celeb_a: unknown subset {subset!r}; known: {', '.join(CELEB_A_SUBSETS)}")
-    raw = {k: np.asarray(v, dtype=bool) for k, v in attributes.items()}
-    columns, index = [], np.zeros(0, dtype=np.int64)
-    for attribute in CELEB_A_SUBSET_ATTRIBUTES[subset]:
-        positive = CELEB_A_ATTRIBUTES[attribute](raw)
-        positives = np.flatnonzero(positive)
-        # One generator per attribute, so the union subset contains exactly the images of the
-        # single-attribute subsets.
-        rng = np.random.default_rng(
-            [CELEB_A_SELECTION_SEED, list(CELEB_A_ATTRIBUTES).index(attribute)])
-        negatives = _choose_negatives(np.flatnonzero(~positive),
-                                      NEGATIVES_PER_POSITIVE[attribute] * positives.size, rng)
-        index = np.union1d(index, np.union1d(positives, negatives))
-        columns.append(positive)
-    labels = np.stack([column[index] for column in columns], axis=1).astype(np.float32)
-    return index.astype(np.int64), labels
+    return celeba.selection(attributes, subset, seed=seed, source="celeb_a")
 
 
 class CelebASubsetSource(Source):
     """CelebA attribute subset, 64x64x3 (or `image_size`), float32 attribute labels."""
 
     def __init__(self, data_dir: Optional[str] = None, image_size=None, subset: str = "glasses",
-                 name: str = "celeb_a"):
-        if subset not in CELEB_A_SUBSETS:
-            raise ValueError(f"{name}: unknown subset {subset!r}; "
-                             f"known: {', '.join(CELEB_A_SUBSETS)}")
+                 name: str = "celeb_a", subset_seed: int = CELEB_A_SELECTION_SEED):
+        celeba.check_subset(subset, name)
         self.name = name
         self.subset = subset
+        self.subset_seed = check_int("subset_seed", subset_seed, minimum=0, source=name)
         self.data_dir = data_dir
         self.image_size = image_size or CELEB_A_IMAGE_SIZE
 
@@ -447,7 +419,8 @@ class CelebASubsetSource(Source):
     def examples(self, split: str) -> tf.data.Dataset:
         self.check_split(split)
         meta = self.info
-        index, labels = celeb_a_selection(self.split_attributes(split), self.subset)
+        index, labels = celeb_a_selection(self.split_attributes(split), self.subset,
+                                          seed=self.subset_seed)
         if index.size == 0:
             raise ValueError(f"{self.name}: the {self.subset} subset of split {split!r} is empty")
         # Label of each selected record, looked up by its position in the split.
@@ -478,12 +451,13 @@ class CelebASubsetSource(Source):
 
 
 def _register_celeb_a(name: str, default_subset: str, subset_is_fixed: bool) -> None:
-    def factory(data_dir=None, image_size=None, subset=default_subset):
+    def factory(data_dir=None, image_size=None, subset=default_subset,
+                subset_seed=CELEB_A_SELECTION_SEED):
         if subset_is_fixed and subset != default_subset:
             raise ValueError(f"{name}: the subset is fixed to {default_subset!r}; "
                              f"use celeb_a with subset={subset!r}")
         return CelebASubsetSource(data_dir=data_dir, image_size=image_size, subset=subset,
-                                  name=name)
+                                  name=name, subset_seed=subset_seed)
 
     factory.__doc__ = f"CelebA subset (CSVAE §5.2.2), default subset {default_subset!r}."
     DATASETS.register(name)(factory)

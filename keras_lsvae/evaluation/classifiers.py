@@ -25,7 +25,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from keras_lsvae import data, metrics
+from keras_lsvae import data, io, metrics
 
 ENV_CLASSIFIER_DIR = "KERAS_LSVAE_CLASSIFIER_DIR"
 
@@ -212,9 +212,11 @@ def get_eval_classifier(eval_data: EvalData, classifier_dir: Optional[str] = Non
             "train_seconds": round(time.time() - started, 1),
             "trained_on": "real train split only (paper A §4.2 protocol)",
             "versions": versions()}
+    # The pair is read only when both files exist: the old info goes first, so a kill between
+    # the two writes leaves a model without info (retrained next time), never a mismatched pair.
+    io.remove(info_path)
     metrics.save_eval_classifier(model, model_path)
-    with open(info_path, "w") as f:
-        json.dump(info, f, indent=1)
+    io.atomic_write_json(info_path, info, indent=1)
     return EvalClassifier(model, accuracy, backbone, key, model_path, True, info)
 
 

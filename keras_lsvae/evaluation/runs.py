@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from keras_lsvae import io
 from keras_lsvae.evaluation.classifiers import (ENV_CLASSIFIER_DIR, get_eval_classifier,
                                                 load_eval_data, versions)
 from keras_lsvae.evaluation.protocols import (LOWER_IS_BETTER, METRIC_HELP, METRICS_ORDER,
@@ -182,6 +183,15 @@ def evaluate_workdirs(workdirs: Sequence[str], out_dir: str, dataset: Optional[s
     workdirs = [w for w in workdirs if w]
     if not workdirs:
         raise ValueError("--workdirs: give at least one training workdir")
+    # The same run named twice (again, through another path or a symlink) is one run: a
+    # duplicate would count as another seed and shrink the reported spread.
+    unique = {}
+    for workdir in workdirs:
+        unique.setdefault(os.path.realpath(workdir), workdir)
+    if len(unique) < len(workdirs):
+        print(f"--workdirs: {len(workdirs) - len(unique)} duplicate(s) of the same run "
+              "dropped")
+    workdirs = list(unique.values())
     runs = [read_run(w) for w in workdirs]
     if dataset is None:
         dataset = runs[0]["dataset"]
@@ -232,12 +242,12 @@ def evaluate_workdirs(workdirs: Sequence[str], out_dir: str, dataset: Optional[s
               "settings": settings, "versions": versions(), "metrics_order": list(METRICS_ORDER),
               "metric_help": METRIC_HELP}
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "evaluation.json"), "w") as f:
-        json.dump(jsonable(output), f, indent=1, sort_keys=True)
-    with open(os.path.join(out_dir, "evaluation.md"), "w") as f:
-        f.write(markdown_report(f"Evaluation on {dataset}", summary, classifier.describe(),
-                                settings, output["inception_v3"], output["versions"],
-                                reference))
+    io.atomic_write_json(os.path.join(out_dir, "evaluation.json"), jsonable(output), indent=1,
+                         sort_keys=True)
+    io.atomic_write_text(os.path.join(out_dir, "evaluation.md"),
+                         markdown_report(f"Evaluation on {dataset}", summary,
+                                         classifier.describe(), settings,
+                                         output["inception_v3"], output["versions"], reference))
     return output
 
 

@@ -20,41 +20,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lsvae import losses
-from keras_lsvae.export.signatures import (Arg, ExportSpec, Signature, TFLiteGraph, assert_all,
+from keras_lsvae.export import common
+from keras_lsvae.export.common import SEED_RANGE, row_noise  # noqa: F401  (documented here)
+from keras_lsvae.export.signatures import (Arg, ExportSpec, Signature, assert_all, check_finite,
                                            check_inputs, check_labels, check_same_batch,
                                            register)
 from keras_lsvae.models.lrlivae import LrLiVAE
-
-#: Random row seeds (when the request has none) lie in [0, SEED_RANGE).
-SEED_RANGE = 2**31 - 1
 
 
 def _latents_from_noise(model, labels, noise):
     """z_s = μ_c + σ_c ⊙ ε_s (the prior component's bijector), z_u = ε_u."""
     z_s = model.prior.components(labels).bijector.forward(noise[:, :model.zs_dim])
     return z_s, noise[:, model.zs_dim:]
-
-
-def _row_seeds(seed, n):
-    """N row seeds from 0, 1 or N given ones (module docstring)."""
-    size = tf.size(seed)
-    check = tf.debugging.assert_equal(
-        tf.reduce_any(tf.stack([size == 0, size == 1, size == n])), True,
-        message="seed: expected no seed, one seed for the request, or one per row (N)")
-    n64 = tf.cast(n, tf.int64)
-    fresh = tf.raw_ops.RandomUniformInt(shape=tf.reshape(n, [1]), minval=tf.constant(0, tf.int64),
-                                        maxval=tf.constant(SEED_RANGE, tf.int64), seed=0, seed2=0)
-    seeds = tf.cond(size == 0, lambda: fresh,
-                    lambda: tf.cond(size == 1,
-                                    lambda: seed[0] + tf.range(n64, dtype=tf.int64),
-                                    lambda: seed))
-    return assert_all([check], seeds)
-
-
-def row_noise(seeds, dim):
-    """Row i: ``tf.random.stateless_normal([dim], seed=[seeds[i], 0])``."""
-    return tf.map_fn(lambda s: tf.random.stateless_normal([dim], seed=tf.stack([s, 0])), seeds,
-                     fn_output_signature=tf.TensorSpec([dim], tf.float32))
 
 
 def _image_checks(model, images):
@@ -82,37 +59,16 @@ def lrlivae_spec(model: LrLiVAE) -> ExportSpec:
         return model.decoder([z_s, z_u], training=False)
 
     # --------------------------------------------------------------------------- generate
-    gen_inputs = (
-        Arg("labels", "int32", ("N",), f"Class ids in [0, {k})."),
-        Arg("seed", "int64", ("0|1|N",), "Row seeds: none (random), one for the request "
-            "(rows get seed, seed+1, ...) or one per row.", default=np.zeros([0], np.int64)),
-        Arg("noise", "float32", ("0|N", zs + zu), "Standard-normal noise ε per row (z_s = "
-            "μ_c + σ_c ε[:zs], z_u = ε[zs:]); replaces the seeds when given.",
-            default=np.zeros([0, zs + zu], np.float32)))
-
-    def generate(labels, seed, noise):
-        labels = check_labels(labels, k)
-        noise = check_inputs({"noise": noise}, gen_inputs[2:])["noise"]
-        n = tf.shape(labels)[0]
-        rows = tf.shape(noise)[0]
-        check = tf.debugging.assert_equal(
-            tf.logical_or(rows == 0, rows == n), True,
-            message="noise: expected no noise or one row per label (N rows)")
-        seeds = _row_seeds(seed, n)
-        given = rows > 0
-        noise = tf.cond(given, lambda: noise, lambda: row_noise(seeds, zs + zu))
-        noise = assert_all([check], noise)
+    def generated(labels, noise):
         z_s, z_u = _latents_from_noise(model, labels, noise)
-        seeds = tf.where(given, tf.fill(tf.shape(seeds), tf.constant(-1, tf.int64)), seeds)
-        return {"images": decode_codes(z_s, z_u), "z_s": z_s, "z_u": z_u, "noise": noise,
-                "seed": seeds}
+        return {"images": decode_codes(z_s, z_u), "z_s": z_s, "z_u": z_u}
 
-    generate_sig = Signature(
-        "generate", gen_inputs,
-        (out_images, z_s_arg, z_u_arg,
-         Arg("noise", "float32", ("N", zs + zu), "The noise ε used."),
-         Arg("seed", "int64", ("N",), "Row seeds used (-1 where noise was given).")),
-        generate, "Images of the requested classes (z_s ~ N(μ_c, σ_c²), z_u ~ N(0, I)).")
+    labels_arg = common.class_ids_arg(k)
+    generate_sig = common.generate_signature(
+        labels_arg, lambda labels: check_labels(labels, k), zs + zu,
+        "Standard-normal noise ε per row (z_s = μ_c + σ_c ε[:zs], z_u = ε[zs:]); replaces the "
+        "seeds when given.", generated, (out_images, z_s_arg, z_u_arg),
+        "Images of the requested classes (z_s ~ N(μ_c, σ_c²), z_u ~ N(0, I)).")
 
     # ----------------------------------------------------------------------------- encode
     def encode(images):
@@ -130,7 +86,8 @@ def lrlivae_spec(model: LrLiVAE) -> ExportSpec:
 
     # ----------------------------------------------------------------------------- decode
     def decode(z_s, z_u):
-        codes = check_inputs({"z_s": z_s, "z_u": z_u}, decode_sig.inputs)
+        codes = {name: check_finite(code, name) for name, code in
+                 check_inputs({"z_s": z_s, "z_u": z_u}, decode_sig.inputs).items()}
         z_s = assert_all([check_same_batch("z_s", z_s, "z_u", z_u)], codes["z_s"])
         return {"images": decode_codes(z_s, codes["z_u"])}
 
@@ -166,30 +123,12 @@ def lrlivae_spec(model: LrLiVAE) -> ExportSpec:
         predict_labels, "Class posterior under the mixture prior.")
 
     # ---------------------------------------------------------------------------- inpaint
-    inpaint_inputs = (
-        images_arg("images"),
-        Arg("mask", "float32", ("1|N", height, width, "1|C"),
-            f"1 = missing pixel, 0 = kept (C = {channels}); one mask for all or one per image."),
-        Arg("fill_value", "float32", (), "Value of the missing pixels before encoding.",
-            default=np.float32(0.0)))
+    inpaint_inputs = (images_arg("images"), *common.inpaint_args(model))
 
     def inpaint(images, mask, fill_value):
-        checked = check_inputs({"images": images, "mask": mask}, inpaint_inputs[:2])
-        images = _image_checks(model, checked["images"])
-        mask = checked["mask"]
-        masks, channel = tf.shape(mask)[0], tf.shape(mask)[3]
-        checks = [
-            tf.debugging.assert_equal(tf.logical_or(masks == 1, masks == tf.shape(images)[0]),
-                                      True, message="mask: expected 1 or N masks"),
-            tf.debugging.assert_equal(tf.logical_or(channel == 1, channel == channels), True,
-                                      message=f"mask: expected 1 or {channels} channels"),
-            tf.debugging.assert_equal(
-                tf.reduce_all(tf.logical_or(tf.equal(mask, 0.0), tf.equal(mask, 1.0))), True,
-                message="mask: values must be 0 (kept) or 1 (missing)")]
-        mask = assert_all(checks, mask)
-        corrupted = images * (1.0 - mask) + fill_value * mask
-        result = mask * reconstruct_images(corrupted) + (1.0 - mask) * images
-        return {"images": tf.ensure_shape(result, [None, height, width, channels])}
+        images, mask, corrupted = common.corrupted_images(model, images, mask, fill_value,
+                                                          *inpaint_inputs[:2])
+        return {"images": common.inpainted(model, images, mask, reconstruct_images(corrupted))}
 
     inpaint_sig = Signature("inpaint", inpaint_inputs, (out_images,), inpaint,
                             "M ⊙ reconstruct(corrupted) + (1 − M) ⊙ images (§4.5, one encoder "
@@ -211,10 +150,6 @@ def lrlivae_spec(model: LrLiVAE) -> ExportSpec:
         (out_images,), swap, "Decoder(z_s of images_s, z_u of images_u), pairwise (Fig. 6).")
 
     # ----------------------------------------------------------------------------- TFLite
-    def sample_codes(n, rng):
-        return {"z_s": rng.standard_normal((n, zs)).astype(np.float32),
-                "z_u": rng.standard_normal((n, zu)).astype(np.float32)}
-
     def sample_generator(n, rng):
         return {"labels": (np.arange(n) % k).astype(np.int32),
                 "noise": rng.standard_normal((n, zs + zu)).astype(np.float32)}
@@ -224,19 +159,13 @@ def lrlivae_spec(model: LrLiVAE) -> ExportSpec:
         return np.asarray(model.decode(z_s, z_u))
 
     tflite = (
-        TFLiteGraph(
-            "decoder",
-            Signature("decode", decode_sig.inputs, (out_images,),
-                      lambda z_s, z_u: {"images": decode_codes(z_s, z_u)}),
-            reference=lambda z_s, z_u: np.asarray(model.decode(z_s, z_u)),
-            sample=sample_codes),
-        TFLiteGraph(
-            "generator",
-            Signature("generate", (gen_inputs[0], Arg("noise", "float32", ("N", zs + zu))),
-                      (out_images,),
-                      lambda labels, noise: {"images": decode_codes(
-                          *_latents_from_noise(model, labels, noise))}),
-            reference=reference_generator, sample=sample_generator),
+        common.tflite_decoder(decode_sig, out_images, decode_codes,
+                              lambda z_s, z_u: np.asarray(model.decode(z_s, z_u)),
+                              common.standard_normal_sample({"z_s": zs, "z_u": zu})),
+        common.tflite_generator(labels_arg, zs + zu, out_images,
+                                lambda labels, noise: decode_codes(
+                                    *_latents_from_noise(model, labels, noise)),
+                                reference_generator, sample_generator),
     )
     return ExportSpec((generate_sig, encode_sig, decode_sig, reconstruct_sig, predict_sig,
                        inpaint_sig, swap_sig), tflite)

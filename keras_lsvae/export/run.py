@@ -5,20 +5,23 @@
     OUT/<model_name>/tflite/{decoder,generator}_{float32,float16,int8}.tflite  (with tflite=True)
     OUT/<model_name>/tflite/parity.json         max |TFLite − Keras| of each file
 
-Every check (a model to export, a known model type, nothing to overwrite without ``force``)
-runs before anything is written. Everything is written into a temporary folder inside
-``OUT/<model_name>/`` (a name TF Serving ignores: not a number) and renamed into place only when
-complete, so a failed export leaves no half-written version and replaces nothing.
+Every check (a model to export, a known model type, a ``model_name`` that stays inside
+``OUT``, nothing to overwrite without ``force``) runs before anything is written. Everything is
+written into a staging folder ``OUT/<model_name>/.tmp-export-*`` (a name TF Serving ignores: not
+a number), fsynced, and renamed into place only when complete, so a failed or killed export
+leaves no half-written version and replaces nothing. Choosing the version and writing it is one
+step: the complete staged SavedModel is renamed to ``<version>``, and if another export claimed
+that number in the meantime (two exports into the same folder at once) the next free one is
+taken, so concurrent exports get distinct versions and none is silently replaced.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 
+from keras_lsvae import io
 from keras_lsvae.export import tflite as tflite_lib
 from keras_lsvae.export.saved_model import export_saved_model
 from keras_lsvae.export.signatures import exportable_types, spec_for
@@ -77,15 +80,40 @@ def next_version(base):
     return max(versions, default=0) + 1
 
 
-def _replace(staged, final):
-    """Move ``staged`` to ``final``; an existing ``final`` is removed only after the move."""
-    old = None
-    if os.path.exists(final):
-        old = f"{staged}.old"
-        os.rename(final, old)
-    os.rename(staged, final)
-    if old:
-        shutil.rmtree(old)
+def check_model_name(model_name):
+    """``model_name`` must be one plain folder name: with a path separator, ``..`` or an
+    absolute path the export would be written outside ``--export_dir``."""
+    name = str(model_name)
+    separators = [sep for sep in (os.sep, os.altsep, "/", "\\") if sep]
+    if (not name.strip() or name in (".", "..") or os.path.isabs(name) or "\0" in name
+            or any(sep in name for sep in separators) or name.startswith(io.TMP_PREFIX)):
+        raise ExportError(f"--model_name={model_name!r} must be a plain folder name inside "
+                          "--export_dir (no path separator, '..', absolute path or '.tmp-' "
+                          "prefix)")
+    return name
+
+
+def _claim_version(staged, base, version, requested, force):
+    """Rename the complete ``staged`` SavedModel to ``base/<version>``; returns the version.
+    A ``requested`` one is replaced with ``force``, else refused if taken; a chosen one that
+    another export took in the meantime moves on to the next free number."""
+    if requested is not None:
+        final = os.path.join(base, str(requested))
+        if force:
+            io.replace_directory(staged, final)
+            return requested
+        try:
+            io.claim_directory(staged, final)
+        except FileExistsError:
+            raise ExportError(f"already exported: {final}; pass --force to replace it, or "
+                              "choose another --version") from None
+        return requested
+    while True:
+        try:
+            io.claim_directory(staged, os.path.join(base, str(version)))
+            return version
+        except FileExistsError:
+            version = max(version + 1, next_version(base))
 
 
 def export_run(workdir, export_dir, version=None, tflite=False, force=False, model_name=None):
@@ -94,10 +122,13 @@ def export_run(workdir, export_dir, version=None, tflite=False, force=False, mod
     done, before writing anything."""
     if version is not None and (not isinstance(version, int) or version < 1):
         raise ExportError(f"--version must be a positive integer, got {version!r}")
+    if model_name is not None:
+        check_model_name(model_name)
     model = load_run_model(workdir)
     spec = spec_for(model)
-    model_name = model_name or model.name
+    model_name = check_model_name(model_name or model.name)
     base = os.path.join(export_dir, model_name)
+    requested = version
     version = version or next_version(base)
     targets = {"saved_model": os.path.join(base, str(version))}
     if tflite:
@@ -109,36 +140,56 @@ def export_run(workdir, export_dir, version=None, tflite=False, force=False, mod
 
     created_base = not os.path.exists(base)
     os.makedirs(base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=base)
     result = {"model_name": model_name, "version": version, "model_type": type(model).__name__}
     try:
-        staged = {key: os.path.join(staging, key) for key in targets}
-        export_saved_model(model, staged["saved_model"], spec)
-        metadata = {"workdir": os.path.abspath(workdir), "model_type": type(model).__name__,
-                    "signatures": [s.name for s in spec.signatures]}
-        if tflite:
-            flatbuffers = tflite_lib.convert(model, spec)
-            errors = tflite_lib.parity(model, flatbuffers, spec)
-            tflite_lib.check_float32(errors)
-            os.makedirs(staged["tflite"])
-            for stem, content in flatbuffers.items():
-                with open(os.path.join(staged["tflite"], f"{stem}.tflite"), "wb") as f:
-                    f.write(content)
-            report = {"max_abs_error_vs_keras": errors, "rows": tflite_lib.PARITY_ROWS,
-                      "seed": tflite_lib.PARITY_SEED, "from_version": version,
-                      "float32_tolerance": tflite_lib.FLOAT32_TOLERANCE}
-            with open(os.path.join(staged["tflite"], "parity.json"), "w") as f:
-                json.dump(report, f, indent=1, sort_keys=True)
-            result["tflite_max_abs_error"] = errors
-            metadata["tflite"] = sorted(flatbuffers)
-        os.makedirs(os.path.join(staged["saved_model"], "assets.extra"), exist_ok=True)
-        with open(os.path.join(staged["saved_model"], METADATA), "w") as f:
-            json.dump(metadata, f, indent=1)
-        for key, final in targets.items():
-            _replace(staged[key], final)
-            result[key] = final
+        with io.staging_directory(base, "export") as staging:
+            staged = {key: os.path.join(staging, key) for key in targets}
+            export_saved_model(model, staged["saved_model"], spec)
+            metadata = {"workdir": os.path.abspath(workdir), "model_type": type(model).__name__,
+                        "signatures": [s.name for s in spec.signatures]}
+            errors = None
+            if tflite:
+                flatbuffers = tflite_lib.convert(model, spec)
+                errors = tflite_lib.parity(model, flatbuffers, spec)
+                tflite_lib.check_float32(errors)
+                os.makedirs(staged["tflite"])
+                for stem, content in flatbuffers.items():
+                    io.atomic_write_bytes(os.path.join(staged["tflite"], f"{stem}.tflite"),
+                                          content)
+                result["tflite_max_abs_error"] = errors
+                metadata["tflite"] = sorted(flatbuffers)
+            os.makedirs(os.path.join(staged["saved_model"], "assets.extra"), exist_ok=True)
+            io.atomic_write_json(os.path.join(staged["saved_model"], METADATA), metadata,
+                                 indent=1)
+            version = _claim_version(staged["saved_model"], base, version, requested, force)
+            result["version"] = version
+            result["saved_model"] = os.path.join(base, str(version))
+            if tflite:
+                report = {"max_abs_error_vs_keras": errors, "rows": tflite_lib.PARITY_ROWS,
+                          "seed": tflite_lib.PARITY_SEED, "from_version": version,
+                          "float32_tolerance": tflite_lib.FLOAT32_TOLERANCE}
+                io.atomic_write_json(os.path.join(staged["tflite"], "parity.json"), report,
+                                     indent=1, sort_keys=True)
+                _claim_tflite(staged["tflite"], targets["tflite"], result["saved_model"], force)
+                result["tflite"] = targets["tflite"]
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created_base and not os.listdir(base):
+        if created_base and os.path.isdir(base) and not os.listdir(base):
             os.rmdir(base)  # a failed first export leaves no empty model folder
     return result
+
+
+def _claim_tflite(staged, final, claimed_version, force):
+    """Put the TFLite folder in place (replacing it with ``force``). Without ``force``, if
+    another export put one there meanwhile, the version this export just claimed is taken back
+    (renamed aside, then removed) and the export is refused."""
+    if force:
+        io.replace_directory(staged, final)
+        return
+    try:
+        io.claim_directory(staged, final)
+    except FileExistsError:
+        parent, name = os.path.split(claimed_version)
+        aside = os.path.join(parent, f"{io.TMP_PREFIX}withdrawn-{name}-{os.getpid()}")
+        os.rename(claimed_version, aside)
+        io.remove(aside)
+        raise ExportError(f"already exported: {final}; pass --force to replace it") from None

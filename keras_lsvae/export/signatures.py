@@ -188,6 +188,22 @@ def check_labels(labels, num_classes, name="labels"):
                        tf.debugging.assert_less(labels, num_classes, message=message)], labels)
 
 
+def check_finite(tensor, name):
+    """A real-valued input (codes, noise, fill values) with every value asserted finite in the
+    graph: NaN or ±inf fails as INVALID_ARGUMENT naming the input, as the models' Python API
+    raises a ValueError (``LabelSplitModel.check_finite``)."""
+    return tf.debugging.assert_all_finite(tensor, f"{name}: contains NaN or infinite values")
+
+
+def check_range(tensor, name, low, high):
+    """``tensor`` with its values asserted in [low, high] in the graph."""
+    message = f"{name}: values must lie in [{low}, {high}]"
+    return assert_all([
+        tf.debugging.assert_greater_equal(tensor, tf.constant(low, tensor.dtype), message=message),
+        tf.debugging.assert_less_equal(tensor, tf.constant(high, tensor.dtype), message=message)],
+        tensor)
+
+
 def check_same_batch(name_a, a, name_b, b):
     return tf.debugging.assert_equal(
         tf.shape(a)[0], tf.shape(b)[0],

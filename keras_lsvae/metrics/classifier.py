@@ -35,6 +35,7 @@ from typing import Dict, Optional, Sequence
 import keras
 import numpy as np
 
+from keras_lsvae import io
 from keras_lsvae.registry import METRICS
 
 FEATURES_LAYER = "features"
@@ -182,13 +183,13 @@ def features(model: keras.Model, images, batch_size: int = 256) -> np.ndarray:
 
 
 def save_eval_classifier(model: keras.Model, path: str) -> str:
-    """``model.save(path)``; ``path`` must end in ``.keras``. Returns the path."""
+    """``model.save(path)`` (atomically); ``path`` must end in ``.keras``. Returns the path."""
     if not str(path).endswith(".keras"):
         raise ValueError(f"the classifier is saved in the .keras format; got {path!r}")
     parent = os.path.dirname(os.fspath(path))
     if parent:
         os.makedirs(parent, exist_ok=True)
-    model.save(path)
+    io.atomic_save_model(model, path)
     return str(path)
 
 

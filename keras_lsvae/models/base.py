@@ -146,19 +146,27 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
     def __init__(self, input_shape, num_classes, seed=0, extensions=None, **kwargs):
         super().__init__(**kwargs)
         self.extensions = extensions_lib.build(type(self), extensions)
-        self.example_shape = tuple(int(d) for d in input_shape)
+        if isinstance(input_shape, (str, bytes)) or not np.iterable(input_shape):
+            raise ValueError(f"input_shape must be (H, W, C) for images or (D,) for vectors, "
+                             f"got {input_shape!r}")
+        self.example_shape = self.check_sizes("input_shape", input_shape)
         if len(self.example_shape) not in (1, 3):
             raise ValueError(
                 f"input_shape must be (H, W, C) for images or (D,) for vectors, got {input_shape}")
         self.is_image = len(self.example_shape) == 3
-        self.num_classes = int(num_classes)
-        self.seed = int(seed)
+        self.num_classes = self.check_positive("num_classes", num_classes)
+        self.seed = self.check_seed(seed)
         self._trackers: Dict[str, keras.metrics.Mean] = {}
         self._compile_kwargs = {}
 
     # ----------------------------------------------------------------------------- validation
     def check_images(self, images, name="images"):
-        """Validate eagerly: shape (N, *example_shape), finite, and in [0, 1] for images."""
+        """Validate eagerly: real numbers (not strings or bools) of shape (N, *example_shape),
+        finite, and in [0, 1] for images."""
+        kind = np.asarray(images).dtype.kind
+        if kind not in "iuf":
+            raise ValueError(f"{name}: expected float32 values, got dtype "
+                             f"{np.asarray(images).dtype}")
         array = np.asarray(images, dtype=np.float32)
         if array.ndim != len(self.example_shape) + 1 or array.shape[1:] != self.example_shape:
             raise ValueError(
@@ -190,36 +198,145 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
                              f"({images.shape[0]}), got {targets.shape[0]}")
         return images, targets
 
+    def check_unused_labels(self, images, labels, name="labels"):
+        """Labels that a uniform call takes but the model does not read: checked all the same
+        (one valid label per image) when given, so that wrong labels never pass silently."""
+        if labels is not None:
+            self._check_pair(images, labels, name)
+
     def check_labels(self, labels, name="labels"):
-        """Validate eagerly: a non-empty vector of integer class ids in [0, num_classes)."""
+        """Validate eagerly: a non-empty vector of integer class ids in [0, num_classes), of an
+        integer dtype (floats, even whole ones, bools and strings are refused), range-checked
+        before the cast to int32 (no wraparound of int64/uint values)."""
         array = np.asarray(labels)
         if array.ndim != 1:
             raise ValueError(f"{name}: expected a 1-D vector of class ids, got shape {array.shape}")
         if array.size == 0:
             raise ValueError(f"{name}: empty; expected at least one class id in "
                              f"[0, {self.num_classes})")
-        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        if array.dtype.kind == "f":
+            raise ValueError(f"{name}: class ids must be integers (an integer dtype), got "
+                             f"{array.dtype} values such as {array.flat[0]!r}; cast whole "
+                             f"numbers with .astype(int)")
+        if array.dtype.kind not in "iu":  # bool, str, object (Python ints beyond 64 bits)
             raise ValueError(f"{name}: expected integer class ids in [0, {self.num_classes}), "
                              f"got {array.dtype} values such as {array.flat[0]!r}")
-        if not np.all(np.equal(np.mod(array, 1), 0)):
-            raise ValueError(f"{name}: class ids must be integers, got {array.dtype}")
-        array = array.astype(np.int32)
-        if array.min() < 0 or array.max() >= self.num_classes:
+        # The range in the labels' own dtype, before the cast: int32(2**32 + 3) is 3.
+        low, high = array.min(), array.max()
+        if low < 0 or high >= self.num_classes:
             raise ValueError(
                 f"{name}: class ids must lie in [0, {self.num_classes}), got range "
-                f"[{array.min()}, {array.max()}]")
-        return tf.convert_to_tensor(array)
+                f"[{low}, {high}]")
+        return tf.convert_to_tensor(array.astype(np.int32))
+
+    # Scalars are checked for their type before any conversion: ``int(4.5)``, ``int("4")``,
+    # ``int(True)`` and ``int(3.7)`` would silently give 4, 4, 1 and 3.
+    @staticmethod
+    def _scalar(value):
+        """A 0-d array or tensor as its numpy scalar; anything else unchanged."""
+        if isinstance(value, (np.ndarray, tf.Tensor)) and np.ndim(value) == 0:
+            return np.asarray(value)[()]
+        return value
+
+    @classmethod
+    def _is_integer(cls, value):
+        value = cls._scalar(value)
+        return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+    @classmethod
+    def _real(cls, value):
+        """A Python/numpy int or float (not bool) as a finite Python float, else None."""
+        number = cls._scalar(value)
+        if (isinstance(number, (bool, np.bool_))
+                or not isinstance(number, (int, float, np.integer, np.floating))):
+            return None
+        try:
+            number = float(number)
+        except OverflowError:
+            return None
+        return number if np.isfinite(number) else None
+
+    @classmethod
+    def check_integer(cls, name, value, minimum=1):
+        """``value`` as a Python int >= ``minimum``, or a ValueError naming ``name``. Only
+        Python/numpy integers (or 0-d integer arrays) pass: bools, floats (even 4.0) and strings
+        are refused, not converted."""
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}")
+        if not cls._is_integer(value) or cls._scalar(value) < minimum:
+            raise ValueError(f"{name} must be {kind}, got {value!r} "
+                             f"({type(value).__name__})")
+        return int(cls._scalar(value))
+
+    @classmethod
+    def check_positive(cls, name, value, integer=True):
+        """``value`` as a Python int (``integer``: :meth:`check_integer`) or a finite Python
+        float > 0, or a ValueError naming ``name``. Numbers must be ints or floats (Python or
+        numpy): bools and strings are refused, not converted."""
+        if integer:
+            return cls.check_integer(name, value, minimum=1)
+        number = cls._real(value)
+        if number is None or number <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r} "
+                             f"({type(value).__name__})")
+        return number
+
+    @classmethod
+    def check_sizes(cls, name, values, minimum=1, allow_empty=False):
+        """A sequence of sizes (layer widths, a shape) as a tuple of Python ints, each checked
+        by :meth:`check_integer`; a ValueError naming ``name`` (and the entry) otherwise."""
+        if isinstance(values, (str, bytes, dict)) or not np.iterable(values):
+            raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}")
+        sizes = tuple(cls.check_integer(f"{name}[{i}]", v, minimum)
+                      for i, v in enumerate(values))
+        if not sizes and not allow_empty:
+            raise ValueError(f"{name} must have at least one entry, got {values!r}")
+        return sizes
+
+    #: seeds lie in [0, SEED_LIMIT) (Keras' random seeds are conceptually uint32 values)
+    SEED_LIMIT = 2**32
+
+    @classmethod
+    def check_seed(cls, seed, name="seed", optional=False):
+        """``seed`` as a Python int in [0, 2**32), or None if ``optional`` and it is None;
+        else a ValueError naming ``name``. Bools, floats (3.7 would act as 3) and strings are
+        refused, not converted."""
+        if seed is None and optional:
+            return None
+        if not cls._is_integer(seed) or not 0 <= cls._scalar(seed) < cls.SEED_LIMIT:
+            raise ValueError(f"{name} must be {'None or ' if optional else ''}an integer in "
+                             f"[0, 2**32), got {seed!r} ({type(seed).__name__})")
+        return int(cls._scalar(seed))
 
     @staticmethod
-    def check_positive(name, value, integer=True):
-        """``value`` as an int (or float) > 0, or a ValueError naming ``name``."""
-        kind = "a positive integer" if integer else "a positive number"
-        try:
-            number = int(value) if integer else float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"{name} must be {kind}, got {value!r}") from None
-        if number <= 0 or (integer and number != value) or not np.isfinite(number):
-            raise ValueError(f"{name} must be {kind}, got {value!r}")
+    def check_finite(values, name, allow_bool=False):
+        """Real-valued input (codes, noise, fill values, grid points, scales, ...) as a float32
+        numpy array of any shape: integer or floating dtype (strings, objects, complex numbers
+        and, unless ``allow_bool``, bools are refused, not converted) and finite values once in
+        float32 (NaN, ±inf and values beyond float32's range are refused); else a ValueError
+        naming ``name``."""
+        array = values if isinstance(values, np.ndarray) else np.asarray(values)
+        kinds = "biuf" if allow_bool else "iuf"
+        if array.dtype.kind not in kinds:
+            raise ValueError(f"{name}: expected real numbers, got dtype {array.dtype}"
+                             + (f" values such as {array.flat[0]!r}" if array.size else ""))
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: contains NaN or infinite values (or values beyond "
+                             f"float32's range)")
+        return array
+
+    @classmethod
+    def check_number(cls, name, value, minimum=None):
+        """A finite real scalar (Python/numpy int or float, not bool or str) as a Python float,
+        >= ``minimum`` if given; else a ValueError naming ``name``."""
+        number = cls._real(value)
+        if number is None:
+            raise ValueError(f"{name} must be a finite number, got {value!r} "
+                             f"({type(value).__name__})")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
         return number
 
     @staticmethod
@@ -230,12 +347,11 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
         return value
 
     def check_codes(self, codes, dim, name):
-        """Real-valued (N, dim) latent or label codes for ``decode``: finite, float32."""
-        array = np.asarray(codes, dtype=np.float32)
+        """Real-valued (N, dim) latent or label codes for ``decode``: finite, float32
+        (:meth:`check_finite`)."""
+        array = self.check_finite(codes, name)
         if array.ndim != 2 or array.shape[-1] != dim or array.shape[0] == 0:
             raise ValueError(f"{name}: expected shape (N, {dim}) with N >= 1, got {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name}: contains NaN or infinite values")
         return tf.convert_to_tensor(array)
 
     def check_mask(self, mask, images):
@@ -270,8 +386,20 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
         data mean): what every model's ``inpaint`` starts from (Lr-LiVAE §4.5, Fig. 7)."""
         images = self.check_images(images)
         mask = self.check_mask(mask, images)
-        fill = tf.convert_to_tensor(np.asarray(fill_value, np.float32))
+        fill = self.check_fill_value(fill_value)
         return images, mask, images * (1.0 - mask) + fill * mask
+
+    def check_fill_value(self, fill_value, name="fill_value"):
+        """The value of the missing pixels: a scalar or an (H, W, C) image, finite
+        (:meth:`check_finite`) and in [0, 1] like the images."""
+        fill = self.check_finite(fill_value, name)
+        if fill.shape not in ((), self.example_shape):
+            raise ValueError(f"{name}: expected a scalar or an image of shape "
+                             f"{self.example_shape}, got shape {fill.shape}")
+        if fill.min() < 0.0 or fill.max() > 1.0:
+            raise ValueError(f"{name}: values must lie in [0, 1] like the images, got range "
+                             f"[{fill.min():.3g}, {fill.max():.3g}]")
+        return tf.convert_to_tensor(fill)
 
     def check_batch(self, images, labels=None):
         """In-graph checks of a training/evaluation batch, for data that would otherwise train
@@ -319,11 +447,14 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
                     labels, tf.round(labels), message="labels: class ids must be integers"))
             elif not labels.dtype.is_integer:
                 raise ValueError(f"labels: expected integer class ids, got {labels.dtype.name}")
-            labels = tf.cast(labels, tf.int32)
+            # The range in the labels' own dtype, before the cast: int32(2**32 + 3) is 3.
             message = f"labels: class ids must lie in [0, {self.num_classes})"
-            checks += [tf.debugging.assert_greater_equal(tf.reduce_min(labels), 0, message),
-                       tf.debugging.assert_less(tf.reduce_max(labels), self.num_classes,
-                                                message)]
+            checks += [
+                tf.debugging.assert_greater_equal(tf.reduce_min(labels),
+                                                  tf.constant(0, labels.dtype), message),
+                tf.debugging.assert_less(tf.reduce_max(labels),
+                                         tf.constant(self.num_classes, labels.dtype), message)]
+            labels = tf.cast(labels, tf.int32)
         with tf.control_dependencies(checks):
             return tf.identity(images), (None if labels is None else tf.identity(labels))
 
@@ -579,7 +710,8 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
         """N(0, I) noise from the model's seeded ``sample_seed_generator``, or from ``seed``
         (rows of the global batch if called inside a multi-replica step:
         :func:`keras_lsvae.layers.batch_normal`)."""
-        return batch_normal(shape, self.sample_seed_generator if seed is None else int(seed))
+        seed = self.check_seed(seed, optional=True)
+        return batch_normal(shape, self.sample_seed_generator if seed is None else seed)
 
     # ------------------------------------------------------------------------------ helpers
     @classmethod

@@ -63,9 +63,9 @@ class CGAN(ClassConditionalModel):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
         self.check_choice("gan_loss", gan_loss, L.GAN_LOSSES)
         self.check_choice("train_sampling", train_sampling, ("sample", "mode"))
-        self.z_dim = self.latent_dim = int(self.check_positive("z_dim", z_dim))
-        self.width = int(width)
-        self.mlp_units = tuple(int(u) for u in mlp_units)
+        self.z_dim = self.latent_dim = self.check_positive("z_dim", z_dim)
+        self.width = self.check_positive("width", width)
+        self.mlp_units = self.check_sizes("mlp_units", mlp_units, allow_empty=True)
         self.gan_loss, self.spectral_norm = gan_loss, bool(spectral_norm)
         self.train_sampling = train_sampling
         shape = self.example_shape
@@ -75,7 +75,7 @@ class CGAN(ClassConditionalModel):
         self.discriminator = networks.build_discriminator(
             shape, self.num_classes, width=self.width, mlp_units=self.mlp_units,
             spectral_norm=self.spectral_norm)
-        self.sample_seed_generator = keras.random.SeedGenerator(seed + 1)
+        self.sample_seed_generator = keras.random.SeedGenerator(self.seed + 1)
         self.finish_init()
 
     def objective_variables(self):

@@ -30,7 +30,7 @@ class ConditionalManipulation(caps.ManipulatesAttributes, caps.ScalesManipulatio
     def manipulate(self, images, attributes, target_attributes, scale=1.0):
         """decode(μ_φ(x[, y]), scale · target): ``attributes`` are the source's labels (used
         by q(z|x, y); CondVAE-info's q(z|x) ignores them, None allowed there)."""
-        scale = float(scale)
+        scale = self.check_number("scale", scale)
         if self.condition_encoder:
             self._require_attributes(attributes, "manipulate")
             images, attributes = self._check_pair(images, attributes)

@@ -73,9 +73,11 @@ class CondVAEInfo(ConditionalManipulation, GaussianVAEBase):
         super().__init__(input_shape, num_classes, name=name, **kwargs)
         if info_loss not in INFO_LOSSES:
             raise ValueError(f"info_loss must be one of {INFO_LOSSES}, got {info_loss!r}")
-        self.adversary_units = tuple(int(u) for u in adversary_units)
-        self.info_weight, self.info_loss = float(info_weight), info_loss
-        self.adversary_weight = float(adversary_weight)
+        self.adversary_units = self.check_sizes("adversary_units", adversary_units,
+                                                allow_empty=True)
+        self.info_weight = self.check_number("info_weight", info_weight)
+        self.info_loss = info_loss
+        self.adversary_weight = self.check_number("adversary_weight", adversary_weight)
         self.adversary = networks.build_classifier(self.z_dim, self.num_attributes,
                                                    hidden=self.adversary_units,
                                                    input_name="z", name="adversary")

@@ -135,18 +135,26 @@ class CSVAE(caps.Generates, caps.Encodes, caps.Reconstructs,
                  kl_z_weight=0.2, kl_w_weight=1.0, adversary_weight=1.0, mu1=0.0, sigma1=0.1,
                  mu2=3.0, sigma2=1.0, w_prior_scale="std", seed=0, name="csvae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
-        self.z_dim = int(self.check_positive("z_dim", z_dim))
-        self.w_dim = int(self.check_positive("w_dim", w_dim))
-        self.width = int(width)
-        self.mlp_units = tuple(int(u) for u in mlp_units)
-        self.condition_units = int(condition_units)
-        self.adversary_units = tuple(int(u) for u in adversary_units)
-        self.beta1, self.beta2 = float(beta1), float(beta2)
+        self.z_dim = self.check_positive("z_dim", z_dim)
+        self.w_dim = self.check_positive("w_dim", w_dim)
+        self.width = self.check_positive("width", width)
+        self.mlp_units = self.check_sizes("mlp_units", mlp_units, allow_empty=True)
+        self.condition_units = self.check_positive("condition_units", condition_units)
+        self.adversary_units = self.check_sizes("adversary_units", adversary_units,
+                                                allow_empty=True)
+        self.beta1 = self.check_number("beta1", beta1)
+        self.beta2 = self.check_number("beta2", beta2)
         self._rec_weight_arg = rec_weight
-        self.rec_weight = float(default_rec_weight(self.example_shape) if rec_weight is None
-                                else rec_weight)
-        self.kl_z_weight, self.kl_w_weight = float(kl_z_weight), float(kl_w_weight)
-        self.adversary_weight = float(adversary_weight)
+        self.rec_weight = self.check_number(
+            "rec_weight", default_rec_weight(self.example_shape) if rec_weight is None
+            else rec_weight)
+        self.kl_z_weight = self.check_number("kl_z_weight", kl_z_weight)
+        self.kl_w_weight = self.check_number("kl_w_weight", kl_w_weight)
+        self.adversary_weight = self.check_number("adversary_weight", adversary_weight)
+        for key, value in dict(mu1=mu1, mu2=mu2).items():
+            self.check_number(key, value)
+        for key, value in dict(sigma1=sigma1, sigma2=sigma2).items():
+            self.check_positive(key, value, integer=False)
         self.prior = dists.SubspacePrior(self.num_attributes, self.w_dim, mu1=mu1,
                                          sigma1=sigma1, mu2=mu2, sigma2=sigma2,
                                          scale=w_prior_scale)
@@ -165,9 +173,9 @@ class CSVAE(caps.Generates, caps.Encodes, caps.Reconstructs,
         self.adversary = networks.build_classifier(self.z_dim, attributes,
                                                    hidden=self.adversary_units,
                                                    input_name="z", name="adversary")
-        self.z_sampler = GaussianSample(seed=seed, name="z_sampler")
-        self.w_sampler = GaussianSample(seed=seed + 2, name="w_sampler")
-        self.sample_seed_generator = keras.random.SeedGenerator(seed + 1)
+        self.z_sampler = GaussianSample(seed=self.seed, name="z_sampler")
+        self.w_sampler = GaussianSample(seed=self.seed + 2, name="w_sampler")
+        self.sample_seed_generator = keras.random.SeedGenerator(self.seed + 1)
         # Fitted per-attribute means of μ^i_φ2 for y_i = 0 and 1 (§5.4 method 1), and counts.
         self.w_statistics = self.add_weight(name="w_statistics",
                                             shape=(2, attributes, self.w_dim),
@@ -354,9 +362,16 @@ class CSVAE(caps.Generates, caps.Encodes, caps.Reconstructs,
         if self.w_dim != 2:
             raise ValueError(f"w_grid needs w_dim = 2, got {self.w_dim}; use "
                              f"w_principal_directions")
-        span = 3.0 * self.prior.stddev_for(0) if span is None else float(span)
-        center = (np.full(2, self.prior.mu2) if center is None
-                  else np.asarray(center, np.float64).reshape(2))
+        span = (3.0 * self.prior.stddev_for(0) if span is None
+                else self.check_number("span", span, minimum=0.0))
+        if center is None:
+            center = np.full(2, self.prior.mu2)
+        else:
+            center = self.check_finite(center, "center").astype(np.float64)
+            if center.shape not in ((2,), (1, 2)):
+                raise ValueError(f"center: expected a point of W_{attribute} (2 values), got "
+                                 f"shape {center.shape}")
+            center = center.reshape(2)
         ticks = np.linspace(-span, span, num) if num > 1 else np.zeros(1)
         grid = np.stack(np.meshgrid(ticks, ticks, indexing="ij"), -1).reshape(-1, 2)
         return tf.constant((grid + center).astype(np.float32))
@@ -371,6 +386,7 @@ class CSVAE(caps.Generates, caps.Encodes, caps.Reconstructs,
         num_components = self.check_positive("num_components", num_components)
         if num_components > self.w_dim:
             raise ValueError(f"num_components must be <= w_dim = {self.w_dim}")
+        span = self.check_number("span", span, minimum=0.0)
         images, attributes = self._check_pair(images, attributes)
         selected = attributes.numpy()[:, attribute] == 1
         if selected.sum() < 2:

@@ -175,6 +175,8 @@ class EncoderDecoderMixin(caps.Encodes, caps.Reconstructs, caps.Inpaints):
         """The uniform call of ``capabilities.Inpaints``: one encoder pass, with the true
         ``labels`` where :attr:`inpaint_uses_labels`."""
         self.check_choice("method", method, self.INPAINT_METHODS)
+        if not self.inpaint_uses_labels:
+            self.check_unused_labels(images, labels)
         return self.inpaint(images, mask, labels=labels if self.inpaint_uses_labels else None,
                             fill_value=fill_value)
 
@@ -217,14 +219,16 @@ class CVAE(EncoderDecoderMixin, ClassConditionalModel):
                  mlp_units=networks.DEFAULT_MLP_UNITS, condition_units=128, rec_weight=None,
                  kl_weight=None, seed=0, name="cvae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
-        self.z_dim = self.latent_dim = int(self.check_positive("z_dim", z_dim))
-        self.width = int(width)
-        self.mlp_units = tuple(int(u) for u in mlp_units)
-        self.condition_units = int(condition_units)
+        self.z_dim = self.latent_dim = self.check_positive("z_dim", z_dim)
+        self.width = self.check_positive("width", width)
+        self.mlp_units = self.check_sizes("mlp_units", mlp_units, allow_empty=True)
+        self.condition_units = self.check_positive("condition_units", condition_units)
         self._weight_args = dict(rec_weight=rec_weight, kl_weight=kl_weight)
         num_pixels = float(np.prod(self.example_shape))
-        self.rec_weight = float(10.0 / num_pixels if rec_weight is None else rec_weight)
-        self.kl_weight = float(1.0 / self.z_dim if kl_weight is None else kl_weight)
+        self.rec_weight = self.check_number(
+            "rec_weight", 10.0 / num_pixels if rec_weight is None else rec_weight)
+        self.kl_weight = self.check_number(
+            "kl_weight", 1.0 / self.z_dim if kl_weight is None else kl_weight)
         shape = self.example_shape
         self.encoder = networks.build_encoder(
             shape, {"mean": self.z_dim, "log_var": self.z_dim}, width=self.width,
@@ -233,8 +237,8 @@ class CVAE(EncoderDecoderMixin, ClassConditionalModel):
         self.decoder = networks.build_decoder([self.z_dim, self.num_classes], shape,
                                               width=self.width, mlp_units=self.mlp_units,
                                               name="decoder")
-        self.sampler = GaussianSample(seed=seed, name="z_sampler")
-        self.sample_seed_generator = keras.random.SeedGenerator(seed + 1)
+        self.sampler = GaussianSample(seed=self.seed, name="z_sampler")
+        self.sample_seed_generator = keras.random.SeedGenerator(self.seed + 1)
         self.finish_init()
 
     def objective_variables(self):

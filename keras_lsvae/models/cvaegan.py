@@ -142,10 +142,10 @@ class CVAEGAN(caps.PredictsLabels, EncoderDecoderMixin, ClassConditionalModel):
         self.check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
         self.check_choice("gan_loss", gan_loss, L.GAN_LOSSES)
         self.check_choice("train_sampling", train_sampling, ("sample", "mode"))
-        self.z_dim = self.latent_dim = int(self.check_positive("z_dim", z_dim))
-        self.width = int(width)
-        self.mlp_units = tuple(int(u) for u in mlp_units)
-        self.condition_units = int(condition_units)
+        self.z_dim = self.latent_dim = self.check_positive("z_dim", z_dim)
+        self.width = self.check_positive("width", width)
+        self.mlp_units = self.check_sizes("mlp_units", mlp_units, allow_empty=True)
+        self.condition_units = self.check_positive("condition_units", condition_units)
         self.loss_weighting, self.gan_loss = loss_weighting, gan_loss
         self.spectral_norm, self.train_sampling = bool(spectral_norm), train_sampling
         self._weight_args = dict(kl_weight=kl_weight, rec_weight=rec_weight,
@@ -155,11 +155,15 @@ class CVAEGAN(caps.PredictsLabels, EncoderDecoderMixin, ClassConditionalModel):
         else:
             defaults = dict(kl_weight=1.0 / self.z_dim,
                             rec_weight=10.0 / float(np.prod(self.example_shape)))
-        self.kl_weight = float(defaults["kl_weight"] if kl_weight is None else kl_weight)
-        self.rec_weight = float(defaults["rec_weight"] if rec_weight is None else rec_weight)
+        self.kl_weight = self.check_number(
+            "kl_weight", defaults["kl_weight"] if kl_weight is None else kl_weight)
+        self.rec_weight = self.check_number(
+            "rec_weight", defaults["rec_weight"] if rec_weight is None else rec_weight)
         ratio_default = MEAN_FEATURE_RATIO * self.rec_weight
-        self.gd_weight = float(ratio_default if gd_weight is None else gd_weight)
-        self.gc_weight = float(ratio_default if gc_weight is None else gc_weight)
+        self.gd_weight = self.check_number(
+            "gd_weight", ratio_default if gd_weight is None else gd_weight)
+        self.gc_weight = self.check_number(
+            "gc_weight", ratio_default if gc_weight is None else gc_weight)
         for key in ("kl_weight", "rec_weight", "gd_weight", "gc_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
@@ -178,8 +182,8 @@ class CVAEGAN(caps.PredictsLabels, EncoderDecoderMixin, ClassConditionalModel):
         self.classifier = networks.build_feature_critic(
             shape, self.num_classes, width=self.width, mlp_units=self.mlp_units,
             name="classifier")
-        self.sampler = GaussianSample(seed=seed, name="z_sampler")
-        self.sample_seed_generator = keras.random.SeedGenerator(seed + 1)
+        self.sampler = GaussianSample(seed=self.seed, name="z_sampler")
+        self.sample_seed_generator = keras.random.SeedGenerator(self.seed + 1)
         self.finish_init()
 
     def objective_variables(self):

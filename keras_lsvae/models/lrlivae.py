@@ -116,21 +116,26 @@ class LrLiVAE(caps.Generates, caps.Encodes, caps.Reconstructs, caps.PredictsLabe
         self.check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
         self.check_choice("gan_loss", gan_loss, L.GAN_LOSSES)
         self.check_choice("train_sampling", train_sampling, ("sample", "mode"))
-        if n_gm < 0:
-            raise ValueError(f"n_gm must be >= 0, got {n_gm}")
-        self.zs_dim, self.zu_dim = int(zs_dim), int(zu_dim)
-        self.width = int(width)
-        self.mlp_units = tuple(mlp_units)
-        self.latent_classifier_units = tuple(latent_classifier_units)
-        self.n_gm = int(n_gm)
+        self.zs_dim = self.check_positive("zs_dim", zs_dim)
+        self.zu_dim = self.check_positive("zu_dim", zu_dim)
+        self.width = self.check_positive("width", width)
+        self.mlp_units = self.check_sizes("mlp_units", mlp_units, allow_empty=True)
+        self.latent_classifier_units = self.check_sizes(
+            "latent_classifier_units", latent_classifier_units, allow_empty=True)
+        self.n_gm = self.check_integer("n_gm", n_gm, minimum=0)
         self.data_group = self.n_gm + 1
-        self.lkd_weight = float(lkd_weight)
+        self.lkd_weight = self.check_number("lkd_weight", lkd_weight)
         margin = self.extension("gm_margin")
         self.margin = margin.margin if margin else 0.0
         self.loss_weighting = loss_weighting
-        self.adv_weight, self.gan_weight = float(adv_weight), float(gan_weight)
+        self.adv_weight = self.check_number("adv_weight", adv_weight)
+        self.gan_weight = self.check_number("gan_weight", gan_weight)
         self.gan_loss, self.spectral_norm = gan_loss, bool(spectral_norm)
-        self.variance_lr_multiplier = float(variance_lr_multiplier)
+        self.variance_lr_multiplier = self.check_number("variance_lr_multiplier",
+                                                        variance_lr_multiplier, minimum=0.0)
+        for key, value in dict(min_variance=min_variance, init_variance=init_variance,
+                               mean_init_stddev=mean_init_stddev).items():
+            self.check_number(key, value, minimum=0.0)
         self.train_sampling = train_sampling
         adversary_input = self.extension("adversary_input")
         self.adversary_input = adversary_input.code if adversary_input else "sample"
@@ -144,35 +149,36 @@ class LrLiVAE(caps.Generates, caps.Encodes, caps.Reconstructs, caps.PredictsLabe
         else:
             defaults = dict(rec_weight=1.0, zu_rec_weight=1.0 / self.zu_dim,
                             kl_weight=10.0 / num_pixels)
-        resolved = {k: float(v if v is not None else defaults[k])
+        resolved = {k: self.check_number(k, v if v is not None else defaults[k])
                     for k, v in self._weight_overrides.items()}
         self.rec_weight = resolved["rec_weight"]
         self.zu_rec_weight = resolved["zu_rec_weight"]
         self.kl_weight = resolved["kl_weight"]
 
         shape = self.example_shape
-        self.encoder_s = networks.build_encoder(shape, {"z_s": self.zs_dim}, width=width,
+        self.encoder_s = networks.build_encoder(shape, {"z_s": self.zs_dim}, width=self.width,
                                                 mlp_units=self.mlp_units, name="encoder_s")
         self.encoder_u = networks.build_encoder(shape, {"mean": self.zu_dim,
                                                         "log_var": self.zu_dim},
-                                                width=width, mlp_units=self.mlp_units,
+                                                width=self.width, mlp_units=self.mlp_units,
                                                 name="encoder_u")
-        self.decoder = networks.build_decoder([self.zs_dim, self.zu_dim], shape, width=width,
-                                              mlp_units=self.mlp_units, name="decoder")
+        self.decoder = networks.build_decoder([self.zs_dim, self.zu_dim], shape,
+                                              width=self.width, mlp_units=self.mlp_units,
+                                              name="decoder")
         self.latent_classifier = networks.build_latent_classifier(
-            self.zu_dim, num_classes, hidden=self.latent_classifier_units,
+            self.zu_dim, self.num_classes, hidden=self.latent_classifier_units,
             normalize_inputs=self.adversary_standardize)
         self.discriminator = networks.build_discriminator(
-            shape, num_classes, width=width, mlp_units=self.mlp_units,
+            shape, self.num_classes, width=self.width, mlp_units=self.mlp_units,
             spectral_norm=self.spectral_norm)
-        self.prior = dists.GaussianMixturePrior(num_classes, self.zs_dim,
+        self.prior = dists.GaussianMixturePrior(self.num_classes, self.zs_dim,
                                                 min_variance=min_variance,
                                                 init_variance=init_variance,
-                                                mean_init_stddev=mean_init_stddev, seed=seed,
-                                                name="gm_prior")
+                                                mean_init_stddev=mean_init_stddev,
+                                                seed=self.seed, name="gm_prior")
         self.prior.built = True  # weights are created in its __init__
-        self.sampler = GaussianSample(seed=seed, name="zu_sampler")
-        self.sample_seed_generator = keras.random.SeedGenerator(seed + 1)
+        self.sampler = GaussianSample(seed=self.seed, name="zu_sampler")
+        self.sample_seed_generator = keras.random.SeedGenerator(self.seed + 1)
         self.init_trackers(self.LOG_KEYS)
         self.built = True
 
@@ -481,9 +487,10 @@ class LrLiVAE(caps.Generates, caps.Encodes, caps.Reconstructs, caps.PredictsLabe
         return self.batched(lambda x: self._encode(x, mode), images, batch_size=batch_size)
 
     def decode(self, z_s, z_u):
-        """x' = Decoder(concat(z_s, z_u)) in inference mode; z_s (N, zs_dim), z_u (N, zu_dim)."""
-        z_s = tf.convert_to_tensor(z_s, tf.float32)
-        z_u = tf.convert_to_tensor(z_u, tf.float32)
+        """x' = Decoder(concat(z_s, z_u)) in inference mode; z_s (N, zs_dim), z_u (N, zu_dim),
+        real and finite (:meth:`check_finite`)."""
+        z_s = tf.convert_to_tensor(self.check_finite(z_s, "z_s"))
+        z_u = tf.convert_to_tensor(self.check_finite(z_u, "z_u"))
         if (z_s.shape.rank != 2 or z_u.shape.rank != 2 or z_s.shape[-1] != self.zs_dim
                 or z_u.shape[-1] != self.zu_dim or z_s.shape[0] != z_u.shape[0]
                 or z_s.shape[0] == 0):
@@ -499,12 +506,22 @@ class LrLiVAE(caps.Generates, caps.Encodes, caps.Reconstructs, caps.PredictsLabe
     label_irrelevant_code, label_relevant_code = "z_u", "z_s"
 
     def encode_labeled(self, images, labels=None, mode="mode"):
-        """The uniform call of ``capabilities.Encodes``: both encoders read the image alone."""
+        """The uniform call of ``capabilities.Encodes``: both encoders read the image alone
+        (``labels``, if given, are checked all the same)."""
+        self.check_unused_labels(images, labels)
         return self.encode(images, mode=mode)
 
     def reconstruct_labeled(self, images, labels=None):
-        """The uniform call of ``capabilities.Reconstructs``: labels are not needed."""
+        """The uniform call of ``capabilities.Reconstructs``: labels are not needed (checked
+        if given)."""
+        self.check_unused_labels(images, labels)
         return self.reconstruct(images)
+
+    def inpaint_labeled(self, images, mask, labels=None, fill_value=0.0, method="encode"):
+        """The uniform call of ``capabilities.Inpaints``: labels are not needed (checked if
+        given)."""
+        self.check_unused_labels(images, labels)
+        return self.inpaint(images, mask, fill_value=fill_value, method=method)
 
     def predict_labels(self, images, batch_size=256):
         """q(c | ẑ_s): posterior class probabilities under the mixture prior (Eq. 8)."""
@@ -666,9 +683,12 @@ class LrLiVAE(caps.Generates, caps.Encodes, caps.Reconstructs, caps.PredictsLabe
             raise ValueError(f"dims: expected one or more integer z_u dimensions in "
                              f"[0, {self.zu_dim}), got {dims!r}")
         dims = [int(d) for d in array]
-        if len(values) == 0:
-            raise ValueError("values: expected one or more values to set each dimension to")
-        z_s, z_u = self.sample_latents([label], seed)
+        values = self.check_finite(values, "values")
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(f"values: expected one or more values to set each dimension to "
+                             f"(a 1-D sequence), got shape {values.shape}")
+        self.check_seed(seed, optional=True)
+        z_s, z_u = self.sample_latents(self.check_labels([label], "label"), seed)
         values = tf.constant(values, tf.float32)
         rows = []
         for d in dims:

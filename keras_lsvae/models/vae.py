@@ -70,14 +70,15 @@ class GaussianVAEBase(caps.Generates, caps.Encodes, caps.Reconstructs, Attribute
                  mlp_units=networks.DEFAULT_MLP_UNITS, condition_units=128, rec_weight=None,
                  kl_z_weight=0.2, seed=0, name="vae", **kwargs):
         super().__init__(input_shape, num_classes, seed=seed, name=name, **kwargs)
-        self.z_dim = int(self.check_positive("z_dim", z_dim))
-        self.width = int(width)
-        self.mlp_units = tuple(int(u) for u in mlp_units)
-        self.condition_units = int(condition_units)
+        self.z_dim = self.check_positive("z_dim", z_dim)
+        self.width = self.check_positive("width", width)
+        self.mlp_units = self.check_sizes("mlp_units", mlp_units, allow_empty=True)
+        self.condition_units = self.check_positive("condition_units", condition_units)
         self._rec_weight_arg = rec_weight
-        self.rec_weight = float(default_rec_weight(self.example_shape) if rec_weight is None
-                                else rec_weight)
-        self.kl_z_weight = float(kl_z_weight)
+        self.rec_weight = self.check_number(
+            "rec_weight", default_rec_weight(self.example_shape) if rec_weight is None
+            else rec_weight)
+        self.kl_z_weight = self.check_number("kl_z_weight", kl_z_weight)
         shape = self.example_shape
         attributes = self.num_attributes
         self.encoder = networks.build_encoder(
@@ -87,8 +88,8 @@ class GaussianVAEBase(caps.Generates, caps.Encodes, caps.Reconstructs, Attribute
         latent_dims = [self.z_dim] + ([attributes] if self.condition_decoder else [])
         self.decoder = networks.build_decoder(latent_dims, shape, width=self.width,
                                               mlp_units=self.mlp_units, name="decoder")
-        self.sampler = GaussianSample(seed=seed, name="z_sampler")
-        self.sample_seed_generator = keras.random.SeedGenerator(seed + 1)
+        self.sampler = GaussianSample(seed=self.seed, name="z_sampler")
+        self.sample_seed_generator = keras.random.SeedGenerator(self.seed + 1)
 
     def finish_init(self):
         """Subclasses call this at the end of ``__init__`` (after creating their networks)."""

@@ -10,12 +10,14 @@ one-hot vectors)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_lsvae import io
 from keras_lsvae.models import capabilities as caps
 from keras_lsvae.viz import attributes as attr
 from keras_lsvae.viz.grid import image_grid, save_image_grid
@@ -117,8 +119,8 @@ class ToyPoints(keras.callbacks.Callback):
         requested, labels = sample_labels(self.model, self.per_class)
         points = np.asarray(self.model.generate(requested, seed=self.seed))
         extra = {"attributes": requested} if attr.is_attribute_model(self.model) else {}
-        np.savez(os.path.join(self.directory, f"epoch_{epoch + 1:04d}.npz"), points=points,
-                 labels=labels, **extra)
+        io.atomic_savez(os.path.join(self.directory, f"epoch_{epoch + 1:04d}.npz"),
+                        points=points, labels=labels, **extra)
 
 
 def seed_generators(model):
@@ -167,11 +169,86 @@ class LearningRateSchedule(keras.callbacks.Callback):
             optimizer.learning_rate = self.base_rates[name] * factor
 
 
+#: file names inside a checkpoint folder ``checkpoints/ckpt-<step>/``
+WEIGHTS_FILE = "ckpt.weights.h5"
+STATE_FILE = "state.json"
+MANIFEST_FILE = "manifest.json"
+CHECKPOINT_PREFIX = "ckpt-"
+#: complete checkpoints kept: the newest and the one before (the fallback)
+KEEP_CHECKPOINTS = 2
+
+
+def checkpoint_folders(directory):
+    """``[(step, path)]`` of the ``ckpt-<step>`` folders in ``directory``, newest first (the
+    staging ``.tmp-*`` folders of a save in progress or killed are not among them)."""
+    found = []
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        number = name[len(CHECKPOINT_PREFIX):]
+        if name.startswith(CHECKPOINT_PREFIX) and number.isdigit():
+            found.append((int(number), os.path.join(directory, name)))
+    return sorted(found, reverse=True)
+
+
+def verify_checkpoint(path):
+    """The state dict of the checkpoint folder ``path`` after checking it against its manifest
+    (every listed file present with its size and sha256); raises ValueError naming what is
+    wrong (no manifest: the save did not finish)."""
+    manifest_path = os.path.join(path, MANIFEST_FILE)
+    if not os.path.isfile(manifest_path):
+        raise ValueError(f"no {MANIFEST_FILE} (an incomplete checkpoint)")
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        files = manifest["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"unreadable {MANIFEST_FILE} ({error})") from None
+    for name in (WEIGHTS_FILE, STATE_FILE):
+        if name not in files:
+            raise ValueError(f"{MANIFEST_FILE} lists no {name}")
+    for name, expected in files.items():
+        file_path = os.path.join(path, name)
+        if not os.path.isfile(file_path):
+            raise ValueError(f"{name} is missing")
+        actual = io.file_digest(file_path)
+        if actual != {"bytes": expected.get("bytes"), "sha256": expected.get("sha256")}:
+            raise ValueError(f"{name} does not match {MANIFEST_FILE} ({actual['bytes']} bytes, "
+                             f"sha256 {actual['sha256'][:12]}..., expected "
+                             f"{expected.get('bytes')} bytes, sha256 "
+                             f"{str(expected.get('sha256'))[:12]}...)")
+    with open(os.path.join(path, STATE_FILE)) as f:
+        return json.load(f)
+
+
+def checkpoint_state(workdir):
+    """The position (``state.json``) of the newest complete checkpoint of the run in
+    ``workdir`` (an old-layout ``checkpoints/state.json`` if there is no folder), or None."""
+    directory = os.path.join(workdir, "checkpoints")
+    for _, path in checkpoint_folders(directory):
+        try:
+            return verify_checkpoint(path)
+        except (ValueError, OSError):
+            continue
+    legacy = os.path.join(directory, STATE_FILE)
+    if os.path.isfile(legacy):
+        with open(legacy) as f:
+            return json.load(f)
+    return None
+
+
 class Checkpointer(keras.callbacks.Callback):
-    """Resumable checkpoints: ``checkpoints/ckpt.weights.h5`` (weights, every optimizer's state,
-    the mixture prior, the loss trackers and the seed-generator states) and
-    ``checkpoints/state.json``, written through a temporary file and a rename so an interruption
-    never leaves a half-written one.
+    """Resumable checkpoints, each one folder ``checkpoints/ckpt-<step>/`` (``step``: train steps
+    done, 8 digits) holding ``ckpt.weights.h5`` (weights, every optimizer's state, the mixture
+    prior, the loss trackers), ``state.json`` (position and seed-generator states) and
+    ``manifest.json`` (size and sha256 of both). A save writes the three into a staging folder
+    ``checkpoints/.tmp-ckpt-...`` (the manifest last), fsyncs them and renames the folder into
+    place: a checkpoint appears whole or not at all, so a kill at any point of a save leaves the
+    previous checkpoint as the newest complete one. The newest :data:`KEEP_CHECKPOINTS` are
+    kept; older ones (and stale staging folders of a killed save) are removed after a save.
+
+    Restoring takes the newest folder whose files match its manifest; a corrupt or incomplete
+    one is skipped with a ``logging.warning`` and the previous one is used. Checkpoints of the
+    old layout (``checkpoints/ckpt.weights.h5`` + ``checkpoints/state.json``, no manifest) are
+    still read when there is no folder, and removed by the first new save.
 
     ``state.json`` holds the run's position: ``epoch`` (epochs completed), ``batch`` (steps done
     in epoch ``epoch``: 0 after an epoch's end, more after a mid-epoch checkpoint) and ``step``
@@ -189,8 +266,6 @@ class Checkpointer(keras.callbacks.Callback):
     def __init__(self, workdir, every_steps=None, restore_from=None):
         super().__init__()
         self.directory = os.path.join(workdir, "checkpoints")
-        self.weights_path = os.path.join(self.directory, "ckpt.weights.h5")
-        self.state_path = os.path.join(self.directory, "state.json")
         self.restore_directory = os.path.join(restore_from or workdir, "checkpoints")
         self.every_steps = int(every_steps) if every_steps else None
         #: the loop sets these per fit call: steps of a full epoch, steps already done in the
@@ -200,34 +275,85 @@ class Checkpointer(keras.callbacks.Callback):
         self.step = 0
         self._epoch = 0
 
+    def checkpoint_path(self, step):
+        return os.path.join(self.directory, f"{CHECKPOINT_PREFIX}{int(step):08d}")
+
     def save(self, model, epoch, extra=None, batch=0):
-        os.makedirs(self.directory, exist_ok=True)
-        tmp_weights = self.weights_path + ".tmp.weights.h5"
-        model.save_weights(tmp_weights)
         state = {"epoch": int(epoch), "batch": int(batch), "step": int(self.step),
                  "seed_states": {k: np.asarray(g.state.numpy()).tolist()
                                  for k, g in seed_generators(model).items()}}
         state.update(extra or {})
-        with open(self.state_path + ".tmp", "w") as f:
-            json.dump(state, f)
-        os.replace(tmp_weights, self.weights_path)
-        os.replace(self.state_path + ".tmp", self.state_path)
+        final = self.checkpoint_path(self.step)
+        with io.staging_directory(self.directory, "ckpt") as staged:
+            model.save_weights(os.path.join(staged, WEIGHTS_FILE))
+            with open(os.path.join(staged, STATE_FILE), "w") as f:
+                json.dump(state, f)
+            manifest = {"format": 2, "step": int(self.step),
+                        "files": {name: io.file_digest(os.path.join(staged, name))
+                                  for name in (WEIGHTS_FILE, STATE_FILE)}}
+            with open(os.path.join(staged, MANIFEST_FILE), "w") as f:  # last: marks it complete
+                json.dump(manifest, f)
+            io.replace_directory(staged, final)  # the same step saved again replaces it
+        self._prune()
+        return final
 
-    def restore(self, model):
-        """Load the last checkpoint into ``model``; returns its state dict (with ``batch`` and
-        ``step`` filled in for checkpoints written before they existed), or None if none."""
-        state_path = os.path.join(self.restore_directory, "state.json")
+    def _prune(self):
+        """Remove all but the newest KEEP_CHECKPOINTS folders, folders of later steps than the
+        one just saved (a corrupt checkpoint the restore skipped), stale staging folders (this
+        directory has one writer, and it is not saving now) and old-layout files."""
+        folders = checkpoint_folders(self.directory)
+        for step, path in folders:
+            if step > self.step:
+                io.remove(path)
+        kept = [(step, path) for step, path in folders if step <= self.step]
+        for _, path in kept[KEEP_CHECKPOINTS:]:
+            io.remove(path)
+        for name in os.listdir(self.directory):
+            if name.startswith(io.TMP_PREFIX) or name in (WEIGHTS_FILE, STATE_FILE):
+                io.remove(os.path.join(self.directory, name))
+
+    def _restore_legacy(self, model):
+        """``(state, None)`` from an old-layout checkpoint, None if there is none."""
+        state_path = os.path.join(self.restore_directory, STATE_FILE)
         if not os.path.exists(state_path):
             return None
         try:
             with open(state_path) as f:
                 state = json.load(f)
-            model.load_weights(os.path.join(self.restore_directory, "ckpt.weights.h5"))
+            model.load_weights(os.path.join(self.restore_directory, WEIGHTS_FILE))
         except Exception as error:  # noqa: BLE001 - any failure here means a corrupt checkpoint
             raise RuntimeError(
                 f"the checkpoint in {self.restore_directory} cannot be read "
                 f"({type(error).__name__}: {error}); delete that directory (or pass --restart) "
                 "to start over") from error
+        return state
+
+    def restore(self, model):
+        """Load the newest complete checkpoint into ``model`` (class docstring); returns its
+        state dict (with ``batch`` and ``step`` filled in for checkpoints written before they
+        existed), or None if there is none. Raises RuntimeError if checkpoints exist but none
+        can be read."""
+        state, failures = None, []
+        for _, path in checkpoint_folders(self.restore_directory):
+            try:
+                candidate = verify_checkpoint(path)
+                model.load_weights(os.path.join(path, WEIGHTS_FILE))
+            except Exception as error:  # noqa: BLE001 - any failure: corrupt or incomplete
+                failures.append(f"{os.path.basename(path)}: {type(error).__name__}: {error}")
+                logging.warning("checkpoint %s cannot be read (%s: %s); falling back to the "
+                                "previous checkpoint", path, type(error).__name__, error)
+                continue
+            state = candidate
+            break
+        if state is None and failures:
+            raise RuntimeError(
+                f"the checkpoint in {self.restore_directory} cannot be read "
+                f"({'; '.join(failures)}); delete that directory (or pass --restart) "
+                "to start over")
+        if state is None:
+            state = self._restore_legacy(model)
+        if state is None:
+            return None
         generators = seed_generators(model)
         for key, value in state.get("seed_states", {}).items():
             if key in generators:
@@ -267,6 +393,4 @@ class MetricsHistory(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         self.history = [h for h in self.history if h["epoch"] < epoch + 1] + [record]
-        with open(self.path + ".tmp", "w") as f:
-            json.dump(self.history, f, indent=1)
-        os.replace(self.path + ".tmp", self.path)
+        io.atomic_write_json(self.path, self.history, indent=1)

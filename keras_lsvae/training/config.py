@@ -65,10 +65,12 @@ class TrainConfig:
     restart: bool = False
     verbose: int = 1
 
-    #: fields that must match between a checkpoint and the run that resumes it (epochs and the
-    #: fine-tuning fields may change: extending a run, or fine-tuning a finished one, is legal)
+    #: fields that must match between a checkpoint and the run that resumes it: whatever sizes
+    #: the variables or the optimizer state (mixed_precision: loss-scale optimizers) or picks
+    #: the data (epochs and the fine-tuning fields may change: extending a run, or fine-tuning
+    #: a finished one, is legal)
     RESUME_KEYS = ("model", "dataset", "batch_size", "seed", "image_size", "classes",
-                   "model_args", "extensions")
+                   "model_args", "extensions", "mixed_precision")
 
     def to_json(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)

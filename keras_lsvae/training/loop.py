@@ -50,7 +50,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lsvae import __version__, data, models
+from keras_lsvae import __version__, data, io, models
 from keras_lsvae.models import capabilities as caps
 from keras_lsvae.models import extensions as extensions_lib
 from keras_lsvae.registry import MODELS
@@ -60,6 +60,7 @@ from keras_lsvae.data import as_attributes, single_attribute_as_class
 from keras_lsvae.viz import attributes as attr
 from keras_lsvae.data.pipeline import train_stream
 from keras_lsvae.training.distributed import StrategyLoop
+from keras_lsvae.training.guards import StopOnNonFinite
 from keras_lsvae.training.strategy import get_strategy, is_chief, is_multi_worker
 
 
@@ -209,21 +210,60 @@ RUN_OUTPUTS = ("checkpoints", "history.json", "samples", "logs", "points", "figu
                "model.keras", "metrics.json")
 
 
-def _prepare_workdir(config: TrainConfig, flags_text=None, write=True):
-    """Check that the workdir may take this run (same settings as a run it resumes), then
-    (``write``: the chief) write config.json and flags.txt. Nothing is written before the check
-    passes; every worker of a cluster checks, so a refused resume stops them all."""
+def _resume_view(settings):
+    """The RESUME_KEYS of a stored or current config.json, comparable across versions: keys an
+    older run did not store take their defaults, and model arguments that became extensions
+    are read as extensions (:func:`keras_lsvae.models.extensions.from_legacy`)."""
+    defaults = json.loads(json.dumps(TrainConfig(workdir="").to_json()))
+    view = {key: settings.get(key, defaults.get(key)) for key in TrainConfig.RESUME_KEYS}
+    model_args, legacy = extensions_lib.from_legacy(dict(view.get("model_args") or {}),
+                                                    warn=False)
+    extensions = {**legacy, **(view.get("extensions") or {})}
+    view["model_args"] = model_args
+    view["extensions"] = json.loads(json.dumps(extensions))
+    return view
+
+
+def _check_workdir(config: TrainConfig):
+    """A ValueError unless the workdir may take this run: empty, ``--restart``, or holding a
+    run (started or finished: config.json, checkpoints or a model) with the same settings
+    that change the variables, the optimizer state or the data (``RESUME_KEYS``). Runs before
+    anything is written; every worker of a cluster checks, so a refused resume stops them
+    all."""
+    if config.restart:
+        return
+    if os.path.exists(config.workdir) and not os.path.isdir(config.workdir):
+        raise ValueError(f"--workdir={config.workdir} is a file, not a folder")
     config_path = os.path.join(config.workdir, "config.json")
-    if not config.restart and os.path.exists(config_path):
-        with open(config_path) as f:
-            previous = json.load(f)
-        current = json.loads(json.dumps(config.to_json()))  # tuples -> lists, as stored
-        changed = [k for k in TrainConfig.RESUME_KEYS if previous.get(k) != current.get(k)]
-        if changed and os.path.exists(os.path.join(config.workdir, "checkpoints")):
+    if not os.path.exists(config_path):
+        leftovers = [name for name in ("model.keras", "checkpoints", "metrics.json")
+                     if os.path.exists(os.path.join(config.workdir, name))]
+        if leftovers:
             raise ValueError(
-                f"--workdir={config.workdir} holds a run with different {', '.join(changed)} "
-                f"({', '.join(f'{k}: {previous.get(k)!r}' for k in changed)}); use another "
-                "--workdir, or --restart to overwrite it")
+                f"--workdir={config.workdir} holds {', '.join(leftovers)} of a run without "
+                "its config.json: its settings cannot be checked; use another --workdir, or "
+                "--restart to overwrite it")
+        return
+    try:
+        with open(config_path) as f:
+            previous = _resume_view(json.load(f))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--workdir={config.workdir}: cannot read its config.json ({error}); "
+                         "use another --workdir, or --restart to overwrite it") from None
+    current = _resume_view(json.loads(json.dumps(config.to_json())))  # tuples -> lists
+    changed = [k for k in TrainConfig.RESUME_KEYS if previous.get(k) != current.get(k)]
+    if changed:
+        raise ValueError(
+            f"--workdir={config.workdir} holds a run with different {', '.join(changed)} "
+            f"({', '.join(f'{k}: {previous.get(k)!r}' for k in changed)}); use another "
+            "--workdir, or --restart to overwrite it")
+
+
+def _prepare_workdir(config: TrainConfig, write=True):
+    """:func:`_check_workdir`, then (``write``: the chief) create the workdir and, with
+    ``--restart``, delete the previous run's outputs. The settings (config.json, flags.txt)
+    are recorded by :func:`_record_settings` once the run has resumed or started."""
+    _check_workdir(config)
     if not write:
         return
     os.makedirs(config.workdir, exist_ok=True)
@@ -234,11 +274,14 @@ def _prepare_workdir(config: TrainConfig, flags_text=None, write=True):
                 shutil.rmtree(path)
             elif os.path.exists(path):
                 os.remove(path)
-    with open(config_path, "w") as f:
-        json.dump(config.to_json(), f, indent=1)
+
+
+def _record_settings(config: TrainConfig, flags_text=None):
+    """config.json and flags.txt of the run, written after its checkpoint restored (a resume
+    that fails leaves the previous run's settings as they were)."""
+    io.atomic_write_json(os.path.join(config.workdir, "config.json"), config.to_json(), indent=1)
     if flags_text is not None:
-        with open(os.path.join(config.workdir, "flags.txt"), "w") as f:
-            f.write(flags_text)
+        io.atomic_write_text(os.path.join(config.workdir, "flags.txt"), flags_text)
 
 
 def _label_map(config, meta):
@@ -385,6 +428,11 @@ def _prepare_data(config: TrainConfig):
                 f"{tuple(unlabeled.input_shape)}, but --dataset={config.dataset} has "
                 f"{tuple(meta.input_shape)}: the model takes one shape (use --image_size to "
                 "resize both)")
+        if config.unlabeled_classes and max(config.unlabeled_classes) >= unlabeled.num_classes:
+            raise ValueError(
+                f"--unlabeled_classes: --unlabeled_dataset={config.unlabeled_dataset} has "
+                f"classes 0-{unlabeled.num_classes - 1}, got "
+                f"{list(config.unlabeled_classes)}")
     return meta
 
 
@@ -427,6 +475,10 @@ def train_model(config: TrainConfig, flags_text=None, callbacks=()):
     per epoch)."""
     config.validate()
     strategy = get_strategy(config.strategy, config.replicas)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(f"--batch_size={config.batch_size} must be a multiple of the "
+                         f"{replicas} replicas (each takes an equal share of the global batch)")
     chief = is_chief(strategy)
     meta = _prepare_data(config)
     if label_kind(config) == "attributes" and config.finetune_epochs:
@@ -453,7 +505,7 @@ def train_model(config: TrainConfig, flags_text=None, callbacks=()):
         epoch_statistics = (attribute_arrays(config, meta, "train",
                                              max_examples=EPOCH_STATISTICS_EXAMPLES)
                             if caps.supports(model, caps.FitsAttributeStatistics) else None)
-    _prepare_workdir(config, flags_text, write=chief)
+    _prepare_workdir(config, write=chief)
     # Non-chief workers write into a scratch directory (TF's multi-worker guide): saving may
     # need collectives that every worker must join, but only the chief's files are kept.
     outdir = config.workdir if chief else tempfile.mkdtemp(prefix="keras_lsvae_worker_")
@@ -462,7 +514,7 @@ def train_model(config: TrainConfig, flags_text=None, callbacks=()):
                                       manipulation_rows if attribute_model and meta.is_image
                                       else None,
                                       epoch_statistics if attribute_model and meta.is_image
-                                      else None, callbacks)
+                                      else None, callbacks, flags_text=flags_text)
     finally:
         if not chief:
             shutil.rmtree(outdir, ignore_errors=True)
@@ -485,13 +537,15 @@ def _check_same_position(strategy, config, epoch, batch):
 
 
 def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation_rows,
-                    epoch_statistics, extra_callbacks=()):
+                    epoch_statistics, extra_callbacks=(), flags_text=None):
     verbose = config.verbose if is_chief(strategy) else 0
     checkpointer = cb.Checkpointer(outdir, every_steps=config.checkpoint_every_steps,
                                    restore_from=config.workdir)
     schedule = cb.LearningRateSchedule(model, config.lr_schedule, config.epochs,
                                        config.lr_final_fraction)  # base rates: before restore
     state = None if config.restart else checkpointer.restore(model)
+    if is_chief(strategy):
+        _record_settings(config, flags_text)
     initial_epoch, initial_batch = (state["epoch"], state["batch"]) if state else (0, 0)
     if is_multi_worker(strategy):
         _check_same_position(strategy, config, initial_epoch, initial_batch)
@@ -500,6 +554,8 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
               + (f", step {initial_batch}" if initial_batch else ""))
     log_dir = os.path.join(outdir, "logs")
     callbacks = [
+        # First: a diverged step stops the run before any callback writes from it.
+        StopOnNonFinite(every_steps=config.checkpoint_every_steps),
         keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0),
         cb.SampleGrid(outdir, config.samples_per_class, config.seed,
                       log_dir=os.path.join(log_dir, "samples")),
@@ -535,7 +591,7 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
     seconds = time.time() - started
 
     model.after_training(lambda: train_examples(config, meta, model.label_kind))
-    model.save(os.path.join(outdir, "model.keras"))
+    io.atomic_save_model(model, os.path.join(outdir, "model.keras"))
     metrics = {"model": config.model, "dataset": config.dataset, "seed": config.seed,
                "epochs": total_epochs, "resumed_from_epoch": initial_epoch,
                "train_seconds_this_session": round(seconds, 2),
@@ -546,6 +602,5 @@ def _train_and_save(config, model, meta, strategy, test_ds, outdir, manipulation
     if history:
         metrics["final_epoch_logs"] = history[-1]
     metrics.update(evaluate_model(model, config, meta, test_ds, evaluate))
-    with open(os.path.join(outdir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+    io.atomic_write_json(os.path.join(outdir, "metrics.json"), metrics, indent=1)
     return metrics

@@ -19,6 +19,8 @@ import matplotlib.image  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_lsvae import io  # noqa: E402
+
 
 def to_numpy(x) -> np.ndarray:
     """NumPy view of a NumPy array, TF tensor or Keras tensor."""
@@ -70,9 +72,9 @@ def save_array_png(path: str, array) -> str:
     _make_parent(path)
     array = _prepare_for_png(array)
     if array.ndim == 2:
-        matplotlib.image.imsave(path, array, cmap="gray", vmin=0.0, vmax=1.0)
+        io.atomic_imsave(path, array, cmap="gray", vmin=0.0, vmax=1.0)
     else:
-        matplotlib.image.imsave(path, array)
+        io.atomic_imsave(path, array)
     return str(path)
 
 
@@ -85,8 +87,10 @@ def save_image_grid(path: str, images, nrow: int, padding: int = 1,
 def save_figure(fig, path: str, dpi: int = 100) -> str:
     """Save a matplotlib figure (tight bounding box), close it, return the path."""
     _make_parent(path)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        io.atomic_savefig(fig, path, dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return str(path)
 
 

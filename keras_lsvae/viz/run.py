@@ -81,6 +81,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from keras_lsvae import io
 from keras_lsvae.models import capabilities as caps
 from keras_lsvae.viz import attributes as attr
 from keras_lsvae.viz import figures
@@ -308,6 +309,16 @@ def visualize_run(workdir: str, out_dir: Optional[str] = None, seed: int = 0,
         paths["fig7"] = figures.fig7_inpainting(model, test_images[inpaint_indices],
                                                 target("fig7"))
         details["fig7_test_indices"] = [int(i) for i in inpaint_indices]
+    # The figures this model cannot draw, and why (scripts/visualize.py prints them).
+    details["skipped"] = {
+        name: f"{type(model).__name__} does not declare {capability.__name__}"
+        for name, capability in (("fig3", caps.Generates), ("fig4a", caps.Interpolates),
+                                 ("fig4b", caps.Interpolates), ("fig5", caps.Traverses),
+                                 ("fig6", caps.Swaps), ("fig7", caps.Inpaints))
+        if name not in paths}
+    if "fig7" in details["skipped"] and caps.supports(model, caps.Inpaints):
+        details["skipped"]["fig7"] = (f"{type(model).__name__}'s inpainting needs the true "
+                                      "labels (paper A's Fig. 7 uses none)")
     return _write_index(out_dir, paths, details)
 
 
@@ -447,8 +458,7 @@ def _write_index(out_dir: str, paths: Dict[str, str], details: Dict[str, object]
              if os.path.exists(figures.grid_path(path))}
     index = {"figures": {name: os.path.basename(path) for name, path in paths.items()},
              "grids": grids, **details}
-    with open(os.path.join(out_dir, "index.json"), "w") as f:
-        json.dump(index, f, indent=1)
+    io.atomic_write_json(os.path.join(out_dir, "index.json"), index, indent=1)
     return paths
 
 
