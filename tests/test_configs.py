@@ -41,8 +41,8 @@ def dataset_of(path):
 @pytest.fixture
 def repo_layout(tmp_path, monkeypatch):
     """A working directory with the repository's configs/ and scripts/ (runs/ lands here), and
-    beside it a small stand-in for ../shared/data/mnist_dev.npz (random 28x28 uint8 digits in
-    its layout), which configs may name but tests must not need."""
+    beside it small stand-ins for ../shared/data/{mnist,celeba,fer2013}_dev.npz (random uint8
+    images in their layouts), which configs may name but tests must not need."""
     import numpy as np
 
     root = tmp_path / "repo"
@@ -57,6 +57,21 @@ def repo_layout(tmp_path, monkeypatch):
         arrays[f"images_{split}"] = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
         arrays[f"labels_{split}"] = np.arange(n) % 10
     np.savez(shared / "mnist_dev.npz", **arrays)
+    # celeba_dev.npz (64x64x3, Eyeglasses classes, 40 attribute columns) and fer2013_dev.npz
+    # (48x48x1, 7 expressions): every subset of the configs has at least one batch of 64.
+    names = ["Eyeglasses", "Goatee", "Mustache", "No_Beard"] + [f"a{k}" for k in range(36)]
+    celeba, fer = {}, {}
+    for split, n in (("train", MOCK_EXAMPLES), ("test", 40)):
+        attributes = rng.integers(0, 2, (n, len(names)), dtype=np.uint8)
+        celeba[f"images_{split}"] = rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
+        celeba[f"labels_{split}"] = attributes[:, 0].astype(np.int64)
+        celeba[f"attributes_{split}"] = attributes
+        fer[f"images_{split}"] = rng.integers(0, 256, (n, 48, 48, 1), dtype=np.uint8)
+        fer[f"labels_{split}"] = np.arange(n) % 7
+    np.savez(shared / "celeba_dev.npz", class_names=np.array(["no_Eyeglasses", "Eyeglasses"]),
+             attribute_names=np.array(names), **celeba)
+    np.savez(shared / "fer2013_dev.npz", class_names=np.array(
+        ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]), **fer)
     monkeypatch.chdir(root)
     return root
 

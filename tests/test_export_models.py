@@ -169,7 +169,8 @@ def _cases(model):
         *[decode_inputs[k] for k in arguments["decode"]])}))
     if "encode" in names:
         inputs = given("encode", "images", "attributes", "labels")
-        cases.append(("encode", inputs, lambda: dict(model.encode(*inputs.values()))))
+        cases.append(("encode", inputs,
+                      lambda inputs=inputs: dict(model.encode(*inputs.values()))))
         if "labels" in inputs and model.needs_labels is False:  # predicted by the classifier
             cases.append(("encode", {"images": v["images"]}, lambda: dict(
                 model.encode(v["images"]), labels=np.argmax(model.predict_labels(v["images"]),
@@ -177,7 +178,7 @@ def _cases(model):
     if "reconstruct" in names:
         inputs = given("reconstruct", "images", "attributes", "labels")
         cases.append(("reconstruct", inputs,
-                      lambda: {"images": model.reconstruct(*inputs.values())}))
+                      lambda inputs=inputs: {"images": model.reconstruct(*inputs.values())}))
         if "labels" in inputs and model.needs_labels is False:
             cases.append(("reconstruct", {"images": v["images"]},
                           lambda: {"images": model.reconstruct(v["images"])}))
@@ -330,6 +331,7 @@ def fresh(runs, exported, tmp_path_factory):
     """Every model's requests replayed in one new Python process without keras_lsvae:
     {name: {"guide": replies, "api": [(case, reply)], "bad": [(message, reply)],
     "repeat": reply}}; and "imported"."""
+    import time; open("/tmp/fx.log", "a").write(f"start {time.time()}\n")  # PROFILE
     jobs, layout = [], {}
     for name in NAMES:
         model = runs[name][1]
@@ -342,6 +344,7 @@ def fresh(runs, exported, tmp_path_factory):
         result, _ = _export(exported, name)
         jobs.append({"model_dir": result["saved_model"], "requests": requests})
         layout[name] = (len(guide), cases, bad)
+    import time; open("/tmp/fx.log", "a").write(f"built {time.time()}\n")  # PROFILE
     tmp = tmp_path_factory.mktemp("fresh_models")
     with open(tmp / "jobs.json", "w") as f:
         json.dump(jobs, f)
@@ -349,6 +352,7 @@ def fresh(runs, exported, tmp_path_factory):
                            str(tmp / "replies.json")], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    open("/tmp/fx.log", "a").write(f"client {time.time()}\n")  # PROFILE
     with open(tmp / "replies.json") as f:
         result = json.load(f)
     out = {"imported": result["keras_lsvae_imported"]}

@@ -5,7 +5,10 @@ Every data set is registered by name in `keras_lsvae.registry.DATASETS` (see
 factors), ``toy2d`` (Lr-LiVAE §4.1) and ``swiss_roll`` / ``swiss_roll_literal`` (CSVAE §5.1) point data, the TFDS sets
 ``mnist``, ``fashion_mnist``, ``cifar10``, ``svhn_cropped``/``svhn``, the CelebA attribute subsets
 of CSVAE §5.2.2 (``celeb_a``, ``celeb_a_glasses``, ``celeb_a_facial_hair``,
-``celeb_a_glasses_facial_hair``), and user data ``npz:<path>`` / ``folder:<path>``.
+``celeb_a_glasses_facial_hair``), and user data ``npz:<path>`` / ``folder:<path>``. Source options
+can follow a ``?`` in the name (``npz:celeba_dev.npz?subset=glasses``,
+``npz:celeba_dev.npz?attributes=Eyeglasses,Male``; `keras_lsvae.data.user`); the CelebA subset
+rule both kinds of source use is `keras_lsvae.data.celeba`.
 
 Images are float32 NHWC in [0, 1]; point data are float32 (N, D). Labels are int32 class ids or
 float32 {0, 1} attribute vectors (``info(name).label_kind``); `single_attribute_as_class` tells

@@ -24,7 +24,32 @@
   ``class_names``). A class data set's ``attribute_names`` names its extra ``attributes_*``
   arrays (as in a CelebA file) and is not used for the classes.
 * any other arrays (``filenames_*``, ``azimuth_*``, ``attributes_*``, ...) are ignored: training
-  never reads them; benchmarks and user code can read them with `np.load`.
+  never reads them; benchmarks and user code can read them with `np.load`. (The options below
+  read ``attributes_*`` instead of ``labels_*``.)
+
+Options (in the name after ``?``, ``key=value`` joined by ``&``, see `keras_lsvae.data.pipeline`;
+or as keyword arguments in Python): ``num_classes=K`` (above), and two that take the labels from
+a file in CelebA's layout, ``attributes_<split>`` (N, 40) {0, 1} with ``attribute_names`` (one
+name per column; the whole-file layout has ``attributes`` beside ``images``):
+
+* ``attributes=NAME,NAME,...`` (a list of names in Python): attribute data, the named columns in
+  that order, every image of every split; ``npz:celeba_dev.npz?attributes=Eyeglasses,Male``.
+* ``subset=glasses|facial_hair|glasses_facial_hair``: paper B §5.2.2's CelebA subsets, built
+  per split by the rule of the TFDS ``celeb_a_*`` sources (one implementation,
+  `keras_lsvae.data.celeba`): ``glasses`` = every image with ``Eyeglasses`` and twice as many
+  without; ``facial_hair`` = every image with a beard (``No_Beard`` = 0), ``Mustache`` or
+  ``Goatee`` and as many without; ``glasses_facial_hair`` = the union of both, labelled with both
+  (2 attributes, not exclusive). The labels are the derived attributes (names ``glasses``,
+  ``facial_hair``); images keep their split order. The images without the attribute are drawn
+  with ``subset_seed`` (default 0, independent of the pipeline seed): the same file and seed
+  always give the same selection.
+
+An unknown attribute name is a `ValueError` listing the file's attributes; so is a subset whose
+CelebA columns the file lacks, a missing ``attributes_<split>`` / ``attribute_names`` field, an
+empty subset (a split without any positive), ``attributes=`` with ``subset=`` (they exclude each
+other) and ``subset_seed`` without ``subset``. The info name then carries the options
+(``npz:PATH?subset=glasses``). Without these options a file is read as before (celeba_dev.npz:
+class data, Eyeglasses 0/1 via ``class_names``).
 
 A file that is not an .npz archive (e.g. a ``.npy`` array from `np.save`) is a `ValueError`
 that says so; a missing file a `FileNotFoundError` naming it (and its absolute path).
