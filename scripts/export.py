@@ -5,8 +5,9 @@
 
 Writes OUT/<model_name>/<version>/ (a SavedModel with one signature per use; the version
 defaults to one more than the highest there) and, with --tflite,
-OUT/<model_name>/tflite/{decoder,generator}_{float32,float16,int8}.tflite after checking them
-against Keras. Nothing existing is replaced without --force. See README "Serving".
+OUT/<model_name>/tflite/<graph>_{float32,float16,int8}.tflite (the decoder, and a generator for
+the models that have one) after checking them against Keras. Every registered model exports.
+Nothing existing is replaced without --force. See docs/export.md.
 """
 
 import json
@@ -17,9 +18,10 @@ flags.DEFINE_string("workdir", None, "Run directory written by scripts/train.py 
 flags.DEFINE_string("export_dir", None, "Base directory: OUT/<model_name>/<version>/.")
 flags.DEFINE_integer("version", None, "Version folder (positive integer); default: one more "
                      "than the highest existing one, or 1.")
-flags.DEFINE_string("model_name", None, "Model name for TF Serving; default: the model's name "
-                    "(lrlivae).")
-flags.DEFINE_bool("tflite", False, "Also convert the decoder and the generator to TFLite.")
+flags.DEFINE_string("model_name", None, "Model name for TF Serving; default: the model's "
+                    "registered name (lrlivae, csvae, cvae, ...).")
+flags.DEFINE_bool("tflite", False, "Also convert the decoder (and the generator, where the "
+                  "model has one) to TFLite.")
 flags.DEFINE_bool("force", False, "Replace an existing version (and tflite/ folder).")
 FLAGS = flags.FLAGS
 

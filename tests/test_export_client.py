@@ -120,8 +120,10 @@ def main_jobs(jobs_path, out_path):
     {"model_dir": ..., "requests": [...]}; writes one reply list per job."""
     with open(jobs_path) as f:
         jobs = json.load(f)
-    replies = [[Server(job["model_dir"]).rest(body) for body in job["requests"]]
-               if job["requests"] else [] for job in jobs]
+    replies = []
+    for job in jobs:
+        server = Server(job["model_dir"])
+        replies.append([server.rest(body) for body in job["requests"]])
     with open(out_path, "w") as f:
         json.dump({"replies": replies, "keras_lsvae_imported": any(
             m == "keras_lsvae" or m.startswith("keras_lsvae.") for m in sys.modules)}, f)

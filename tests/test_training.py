@@ -90,6 +90,8 @@ def test_default_workdir_follows_the_flagfile_or_model_and_dataset():
     assert default_workdir("lrlivae", "cifar10", "configs/cifar10.cfg") == "runs/cifar10"
     assert default_workdir("lrlivae", "digits") == "runs/lrlivae_digits"
     assert default_workdir("lrlivae", "npz:/data/my set.npz") == "runs/lrlivae_npz_my_set"
+    assert default_workdir("csvae", "npz:/d/celeba_dev.npz?subset=facial_hair") == (
+        "runs/csvae_npz_celeba_dev_subset_facial_hair")
     assert config_from_flags(_parse(["--model=lrlivae"])).workdir == "runs/lrlivae_digits"
     assert config_from_flags(_parse(["--workdir=w"]), flagfile="x.cfg").workdir == "w"
 

@@ -90,7 +90,7 @@ def csvae_spec(model: CSVAE) -> ExportSpec:
         given = rows > 0
         check = tf.debugging.assert_equal(
             tf.logical_or(tf.logical_not(given), rows == tf.shape(images)[0]), True,
-            message="w: expected no point (the targets' fitted means) or one per image (N)")
+            message="w: expected no point (the fitted means of the targets) or one per image (N)")
         w = tf.cond(given, lambda: w, lambda: attribute_points(model, targets))
         w = assert_all([check], w)
         z = model.encoder_z(images, training=False)["mean"]

@@ -2,7 +2,8 @@
 
     OUT/<model_name>/<version>/                 SavedModel (saved_model.pb, variables/, ...)
     OUT/<model_name>/<version>/assets.extra/keras_lsvae_export.json   what was exported, from where
-    OUT/<model_name>/tflite/{decoder,generator}_{float32,float16,int8}.tflite  (with tflite=True)
+    OUT/<model_name>/tflite/<graph>_{float32,float16,int8}.tflite  (with tflite=True; graphs:
+                                                the spec's, e.g. decoder, generator)
     OUT/<model_name>/tflite/parity.json         max |TFLite − Keras| of each file
 
 Every check (a model to export, a known model type, a ``model_name`` that stays inside

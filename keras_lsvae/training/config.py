@@ -211,13 +211,16 @@ def parse_classes(text, flag="--classes") -> Optional[Tuple[int, ...]]:
 def default_workdir(model: str, dataset: str, flagfile: Optional[str] = None) -> str:
     """``runs/<flagfile stem>`` (``runs/cifar10`` for configs/cifar10.cfg), else
     ``runs/<model>_<dataset>`` with the data set name made path-safe (``npz:/a/b.npz`` ->
-    ``npz_b``)."""
+    ``npz_b``; ``npz:/a/b.npz?subset=glasses`` -> ``npz_b_subset_glasses``)."""
     if flagfile:
         stem = os.path.splitext(os.path.basename(flagfile))[0]
     else:
-        kind, sep, argument = str(dataset).partition(":")
+        dataset, _, options = str(dataset).partition("?")  # npz:PATH?subset=glasses
+        kind, sep, argument = dataset.partition(":")
         name = kind
         if sep:
             name += "_" + os.path.splitext(os.path.basename(argument.rstrip("/\\")))[0]
+        if options:  # each subset of one file gets its own run folder
+            name += "_" + options
         stem = f"{model}_{name}"
     return os.path.join(DEFAULT_RUNS_DIR, re.sub(r"[^A-Za-z0-9_.-]+", "_", stem))
