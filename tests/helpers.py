@@ -1,5 +1,9 @@
 """Small shared builders for the tests (tiny shapes, fixed seeds)."""
 
+import builtins
+import os
+import shutil
+
 import keras
 import numpy as np
 
@@ -62,3 +66,40 @@ def tiny_attribute_model(name, **overrides):
     kwargs.update(extension_options(overrides))
     keras.utils.set_random_seed(kwargs["seed"])
     return models.get(name, **kwargs)
+
+
+def count_write_points(monkeypatch, on_point):
+    """Calls ``on_point()`` before every top-level write (folder creation, open for writing,
+    fsync, rename, removal) made while the returned flag is set."""
+    active, depth = [False], [0]
+
+    def point():
+        if active[0] and not depth[0]:
+            depth[0] += 1
+            try:
+                on_point()
+            finally:
+                depth[0] -= 1
+
+    def counted(function):
+        def wrapper(*args, **kwargs):
+            point()
+            depth[0] += 1
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return wrapper
+
+    for name in ("replace", "rename", "fsync", "remove", "unlink", "rmdir", "mkdir"):
+        monkeypatch.setattr(os, name, counted(getattr(os, name)))
+    monkeypatch.setattr(shutil, "rmtree", counted(shutil.rmtree))
+    real_open = builtins.open
+
+    def open_for_writing(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+"):
+            point()
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_for_writing)
+    return active

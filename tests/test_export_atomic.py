@@ -12,7 +12,6 @@
 A tiny Lr-LiVAE (8×8×1, 3 classes), built but not trained: only the writing is under test.
 """
 
-import builtins
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 
 from keras_lsvae import export
-from tests.helpers import tiny_lrlivae
+from tests.helpers import count_write_points, tiny_lrlivae
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA = os.path.join("assets.extra", "keras_lsvae_export.json")
@@ -129,43 +128,6 @@ def test_two_exports_at_once_get_distinct_versions(workdir, reference, tmp_path,
     assert sorted(os.listdir(base)) == ["1", "2", "5", "6"]
 
 
-def _count_write_points(monkeypatch, on_point):
-    """Calls ``on_point()`` before every top-level write (folder creation, open for writing,
-    fsync, rename, removal) made while the returned flag is set."""
-    active, depth = [False], [0]
-
-    def point():
-        if active[0] and not depth[0]:
-            depth[0] += 1
-            try:
-                on_point()
-            finally:
-                depth[0] -= 1
-
-    def counted(function):
-        def wrapper(*args, **kwargs):
-            point()
-            depth[0] += 1
-            try:
-                return function(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-        return wrapper
-
-    for name in ("replace", "rename", "fsync", "remove", "unlink", "rmdir", "mkdir"):
-        monkeypatch.setattr(os, name, counted(getattr(os, name)))
-    monkeypatch.setattr(shutil, "rmtree", counted(shutil.rmtree))
-    real_open = builtins.open
-
-    def open_for_writing(file, mode="r", *args, **kwargs):
-        if any(c in mode for c in "wax+"):
-            point()
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", open_for_writing)
-    return active
-
-
 def test_every_write_point_of_an_export_leaves_only_complete_versions(workdir, reference,
                                                                       tmp_path, monkeypatch):
     """Version 1 exists; a second export (version 2) is "killed" at each of its write points:
@@ -181,7 +143,7 @@ def test_every_write_point_of_an_export_leaves_only_complete_versions(workdir, r
         shutil.copytree(base, copy, symlinks=True)
         copies.append(copy)
 
-    active = _count_write_points(monkeypatch, snapshot)
+    active = count_write_points(monkeypatch, snapshot)
     active[0] = True
     result = export.export_run(workdir, str(out))
     active[0] = False

@@ -232,12 +232,12 @@ def test_every_write_point_of_a_checkpoint_save_leaves_a_complete_checkpoint(tmp
     SIGKILL there leaves on disk: every earlier call done, nothing after), then the run goes on.
     Each copy restores a complete checkpoint, step 2's or step 3's, with exactly the weights,
     optimizer state and seed states the run had at that step."""
-    import builtins
     import shutil
 
     from keras_lsvae import data
     from keras_lsvae.training import TrainConfig, build_model, train
     from keras_lsvae.training import callbacks
+    from tests.helpers import count_write_points
 
     config = TrainConfig(workdir=str(tmp_path / "run"), model="lrlivae", dataset="digits",
                          epochs=2, steps_per_epoch=2, checkpoint_every_steps=1, batch_size=8,
@@ -245,39 +245,14 @@ def test_every_write_point_of_a_checkpoint_save_leaves_a_complete_checkpoint(tmp
                          model_args={"width": 8, "zs_dim": 3, "zu_dim": 2, "n_gm": 1,
                                      "latent_classifier_units": (8,)})
     checkpoints = os.path.join(config.workdir, "checkpoints")
-    snapshots, saved, active, depth = [], {}, [False], [0]
+    snapshots, saved = [], {}
 
-    def point():
-        if active[0] and not depth[0]:
-            depth[0] += 1
-            try:
-                copy = tmp_path / f"kill_{len(snapshots) + 1}"
-                shutil.copytree(checkpoints, copy / "checkpoints", symlinks=True)
-                snapshots.append(copy)
-            finally:
-                depth[0] -= 1
+    def snapshot():  # what a SIGKILL just before this write leaves on disk
+        copy = tmp_path / f"kill_{len(snapshots) + 1}"
+        shutil.copytree(checkpoints, copy / "checkpoints", symlinks=True)
+        snapshots.append(copy)
 
-    def counted(function):
-        def wrapper(*args, **kwargs):
-            point()
-            depth[0] += 1
-            try:
-                return function(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-        return wrapper
-
-    for name in ("replace", "rename", "fsync", "remove", "unlink", "rmdir", "mkdir"):
-        monkeypatch.setattr(os, name, counted(getattr(os, name)))
-    monkeypatch.setattr(shutil, "rmtree", counted(shutil.rmtree))
-    real_open = builtins.open
-
-    def open_for_writing(file, mode="r", *args, **kwargs):
-        if any(c in mode for c in "wax+"):
-            point()
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", open_for_writing)
+    active = count_write_points(monkeypatch, snapshot)
     save = callbacks.Checkpointer.save
 
     def recorded_save(self, model, *args, **kwargs):

@@ -11,18 +11,9 @@ import numpy as np
 import pytest
 
 from keras_lsvae.training import loop
-from keras_lsvae.training.config import TrainConfig
 from keras_lsvae.training.guards import NonFiniteLossError
 from keras_lsvae.training.loop import train
-
-
-def tiny_config(workdir, **overrides):
-    values = dict(workdir=str(workdir), model="lrlivae", dataset="digits", epochs=1,
-                  steps_per_epoch=2, batch_size=8, image_size=8, samples_per_class=2, verbose=0,
-                  model_args={"width": 8, "zs_dim": 3, "zu_dim": 2, "n_gm": 1,
-                              "latent_classifier_units": (8,)})
-    values.update(overrides)
-    return TrainConfig(**values)
+from tests.test_training import tiny_config
 
 
 @pytest.fixture(scope="module")
