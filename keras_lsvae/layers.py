@@ -2,7 +2,7 @@
 
 Layers return tensors; distributions are built inside losses (keras_lsvae.losses).
 
-Replica invariance (issue 12): training on R replicas must apply the update of one replica on
+Replica invariance: training on R replicas must apply the update of one replica on
 the same global batch. Three things here serve it:
 
 * :func:`batch_normal`: sampling noise that does not depend on how the batch is split. Each
@@ -21,7 +21,7 @@ the same global batch. Three things here serve it:
 * :func:`batch_norm`: :class:`BatchNormalization`, Keras' ``BatchNormalization(synchronized=
   True)`` whose training statistics are those of the global batch (an all-reduce of sums and
   sums of squares) on more than one replica; on one replica, where no all-reduce is needed, it
-  runs TF's fused kernel (the same batch norm up to float32 rounding, issue 12: the unfused
+  runs TF's fused kernel (the same batch norm up to float32 rounding; the unfused
   element-wise ops and their gradients took 15% of Lr-LiVAE's op time).
 """
 
@@ -174,7 +174,7 @@ def batch_norm(**kwargs):
 @tf.custom_gradient
 def narrow_conv2d(inputs, kernel):
     """``conv2d(inputs, kernel)``, stride 1, "SAME" padding, odd square kernel, whose kernel
-    gradient is taken in the swapped form (issue 12: the decoders' image output layer).
+    gradient is taken in the swapped form (the decoders' image output layer).
 
     With few output channels (16 → 3 at 32×32), oneDNN's kernel-gradient primitive of this conv
     runs at ~34 GFLOP/s (2.0 ms at batch 64, a sixth of the matmul peak). The same conv is the

@@ -2,7 +2,7 @@
 
 Keras 3's ``Adam.update_step`` on TensorFlow is about fifteen element-wise ops and three
 variable assignments per variable (m, v, the variable), each a separate op for the executor
-(issue 12: Lr-LiVAE's iteration makes 87 variable updates; the TF profiler counted 527 Mul and
+(Lr-LiVAE's iteration makes 87 variable updates; the TF profiler counted 527 Mul and
 367 Sub ops per iteration with Keras' Adam, 179 and 19 with this one). :class:`Adam` does the
 same update with TF's fused ``ResourceApplyAdam``, one op per variable, whose formula is Keras'
 (Kingma & Ba 2015, Algorithm 1 with the bias corrections folded into the step size):

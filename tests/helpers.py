@@ -68,9 +68,11 @@ def tiny_attribute_model(name, **overrides):
     return models.get(name, **kwargs)
 
 
-def count_write_points(monkeypatch, on_point):
+def count_write_points(patch, on_point):
     """Calls ``on_point()`` before every top-level write (folder creation, open for writing,
-    fsync, rename, removal) made while the returned flag is set."""
+    fsync, rename, removal) made while the returned flag is set. ``patch(object, name,
+    value)`` installs the counting wrappers: ``monkeypatch.setattr`` in a test, plain
+    ``setattr`` in a child process that is killed at a write point."""
     active, depth = [False], [0]
 
     def point():
@@ -92,8 +94,8 @@ def count_write_points(monkeypatch, on_point):
         return wrapper
 
     for name in ("replace", "rename", "fsync", "remove", "unlink", "rmdir", "mkdir"):
-        monkeypatch.setattr(os, name, counted(getattr(os, name)))
-    monkeypatch.setattr(shutil, "rmtree", counted(shutil.rmtree))
+        patch(os, name, counted(getattr(os, name)))
+    patch(shutil, "rmtree", counted(shutil.rmtree))
     real_open = builtins.open
 
     def open_for_writing(file, mode="r", *args, **kwargs):
@@ -101,5 +103,5 @@ def count_write_points(monkeypatch, on_point):
             point()
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", open_for_writing)
+    patch(builtins, "open", open_for_writing)
     return active

@@ -1,4 +1,4 @@
-"""Atomic writes (issue 25): a reader never sees half a file, a failed write keeps the old one.
+"""Atomic writes: a reader never sees half a file, a failed write keeps the old one.
 
 * `keras_lsvae.io`'s helpers: an exception while writing, or in the final rename, leaves the
   previous file as it was and no temporary file behind;

@@ -347,7 +347,7 @@ def test_generator_terms_go_back_through_the_generated_images_passes_alone(batch
                                                                             spectral_norm):
     """D (and cVAE-GAN's C) see real and generated images in separate passes
     (``LabelSplitModel.real_and_fake_passes``), so the input gradients of their first conv,
-    which only the generator's terms need, run over the generated rows alone (issue 12); with
+    which only the generator's terms need, run over the generated rows alone; with
     spectral norm D stays one pass over both."""
     from keras_lsvae.benchmarks.speed import live_operations
 

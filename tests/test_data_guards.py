@@ -1,4 +1,4 @@
-"""Input guards of keras_lsvae.data (issue 25): nothing silently wrong.
+"""Input guards of keras_lsvae.data: nothing silently wrong.
 
 Folders: hidden entries are ignored, an empty class folder and symlink loops are refused. npz:
 K is inferred only from dense ids, names must fit, every split is checked (shapes, pixels) before

@@ -1,5 +1,5 @@
 """Bad data input: each case is a `ValueError` / `FileNotFoundError` that names the argument or
-file and says what was expected (issue 7, "Bad input"). Also the (N, 1) label rule of npz files."""
+file and says what was expected. Also the (N, 1) label rule of npz files."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""1 vs 2 replica parity (issue 12): ``MirroredStrategy`` over 2 logical CPUs (tests/conftest.py)
+"""1 vs 2 replica parity: ``MirroredStrategy`` over 2 logical CPUs (tests/conftest.py)
 trains to the same weights as one replica on the same global batches.
 
 Criterion (the issue's): after 3 steps, ‖w₁ − w₂‖ ≤ 1e-3 · ‖w₁ − w₀‖ over all trainable
@@ -243,7 +243,7 @@ def test_no_bias_right_before_a_batch_norm():
 def test_training_loop_gives_the_same_model_with_one_and_two_replicas(tmp_path):
     """``train(config)`` (what ``scripts/train.py --strategy=mirrored --num_cpu_replicas=N``
     runs), 3 steps, same seed: the saved models meet the parity criterion (measured through
-    the CLI on configs/debug.cfg: 0.65 before issue 12's changes, 2e-6 after)."""
+    the CLI on configs/debug.cfg: 0.65 before the speed changes, 2e-6 after)."""
     from keras_lsvae.training import train
     from tests.test_training import tiny_config
 

@@ -1,4 +1,4 @@
-"""Export (issue 10): the SavedModel's signatures against the model's Python API and the
+"""Export: the SavedModel's signatures against the model's Python API and the
 documented sampler, in a fresh process that never imports keras_lsvae; bad requests as
 INVALID_ARGUMENT; the serving guide's (docs/export.md) REST bodies and gRPC snippet replayed; TFLite parity with LiteRT;
 scripts/export.py's layout, versions and refusals.

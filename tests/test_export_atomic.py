@@ -1,4 +1,4 @@
-"""Export writing is crash safe and stays inside --export_dir (issue 25).
+"""Export writing is crash safe and stays inside --export_dir.
 
 * ``--model_name`` with a path separator, ``..`` or an absolute path is refused (ValueError
   naming the flag) before anything is written;
@@ -143,7 +143,7 @@ def test_every_write_point_of_an_export_leaves_only_complete_versions(workdir, r
         shutil.copytree(base, copy, symlinks=True)
         copies.append(copy)
 
-    active = count_write_points(monkeypatch, snapshot)
+    active = count_write_points(monkeypatch.setattr, snapshot)
     active[0] = True
     result = export.export_run(workdir, str(out))
     active[0] = False
@@ -157,38 +157,19 @@ def test_every_write_point_of_an_export_leaves_only_complete_versions(workdir, r
 #: export_run in a child that dies (``os._exit``: no clean-up, as under SIGKILL) at its
 #: KILL_AT_WRITE-th write point; prints the number of write points when KILL_AT_WRITE=0.
 KILLED_EXPORT = """
-import builtins, os, shutil, sys
+import os, sys
 from keras_lsvae import export
+from tests.helpers import count_write_points
 
-kill_at, calls, active, depth = int(os.environ["KILL_AT_WRITE"]), [0], [False], [0]
+kill_at, calls = int(os.environ["KILL_AT_WRITE"]), [0]
 
-def point():
-    if active[0] and not depth[0]:
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os._exit(86)
+def kill_point():  # os._exit: no clean-up runs, as under SIGKILL
+    calls[0] += 1
+    if calls[0] == kill_at:
+        sys.stdout.flush()
+        os._exit(86)
 
-def counted(function):
-    def wrapper(*args, **kwargs):
-        point()
-        depth[0] += 1
-        try:
-            return function(*args, **kwargs)
-        finally:
-            depth[0] -= 1
-    return wrapper
-
-for name in ("replace", "rename", "fsync", "remove", "unlink", "rmdir", "mkdir"):
-    setattr(os, name, counted(getattr(os, name)))
-shutil.rmtree = counted(shutil.rmtree)
-_open = builtins.open
-
-def open_for_writing(file, mode="r", *args, **kwargs):
-    if any(c in mode for c in "wax+"):
-        point()
-    return _open(file, mode, *args, **kwargs)
-
-builtins.open = open_for_writing
+active = count_write_points(setattr, kill_point)
 model = export.run.load_run_model(sys.argv[1])
 export.run.load_run_model = lambda workdir: model
 active[0] = True

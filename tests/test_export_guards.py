@@ -1,4 +1,4 @@
-"""Input guards of the exported SavedModel signatures (issue 25): every float input of every
+"""Input guards of the exported SavedModel signatures: every float input of every
 signature (codes, noise, fill values as well as images and masks) refuses NaN and ±inf, and
 fill values outside [0, 1] and negative row seeds are refused, as INVALID_ARGUMENT naming the
 input (in-graph ``tf.debugging`` assertions, which TF Serving reports with that code), the way

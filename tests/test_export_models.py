@@ -1,4 +1,4 @@
-"""Export of every registered model besides Lr-LiVAE (issue 27; Lr-LiVAE: tests/test_export.py).
+"""Export of every registered model besides Lr-LiVAE (Lr-LiVAE: tests/test_export.py).
 
 For each model, a digits-shaped run (16×16×1, 10 classes or 10 one-hot attributes, z of 16, as
 configs/<model>_digits.cfg, with tiny widths) trained for 2 steps is exported by

@@ -1,4 +1,4 @@
-"""Input guards of every registered model's public API (issue 25): real-valued inputs (codes,
+"""Input guards of every registered model's public API: real-valued inputs (codes,
 noise, values, fill values, grid points, scales) refuse NaN, ±inf, values beyond float32 and
 non-numbers with a ValueError naming the argument; labels, seeds, counts and constructor sizes
 refuse wrong types and values instead of converting them (int32(2**32 + 3) = 3, int(3.7) = 3,

@@ -1,4 +1,4 @@
-"""keras_lsvae.layers.BatchNormalization (the networks' batch norm, issue 12): on one replica
+"""keras_lsvae.layers.BatchNormalization (the networks' batch norm): on one replica
 it runs TF's fused kernel and must be Keras' ``BatchNormalization(synchronized=True)`` up to
 float32 rounding: outputs in training and inference mode, gradients w.r.t. the inputs, γ and
 β, and the moving mean and variance (Keras averages the *biased* batch variance, the fused

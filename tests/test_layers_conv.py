@@ -1,4 +1,4 @@
-"""keras_lsvae.layers.Conv2D (the decoders' image output layer, issue 12): where its kernel
+"""keras_lsvae.layers.Conv2D (the decoders' image output layer): where its kernel
 gradient is taken in the swapped form (:func:`keras_lsvae.layers.narrow_conv2d`: stride 1,
 "same", odd kernel, fewer output than input channels) it must be Keras' ``Conv2D`` up to float32
 rounding: outputs, gradients w.r.t. the inputs, the kernel and the bias. Also: the decoders

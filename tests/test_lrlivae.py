@@ -737,7 +737,7 @@ def test_configs_saved_with_the_old_arguments_load_as_extensions():
 def test_discriminator_passes_and_where_the_generator_loss_goes_back(spectral_norm):
     """D's logits of [x, x'_f, x'_p] are those of one pass over all three; without spectral
     norm the fakes have their own pass, so the generator loss's backward through D (its input
-    gradient, issue 12) runs over the 2B fake rows only, not the real ones; with spectral norm
+    gradient) runs over the 2B fake rows only, not the real ones; with spectral norm
     (a power iteration per training call) D stays one pass of 3B rows."""
     model = tiny_lrlivae(spectral_norm=spectral_norm)
     model.compile()

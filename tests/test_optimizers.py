@@ -1,4 +1,4 @@
-"""keras_lsvae.optimizers.Adam (every model's Adam, issue 12): TF's fused ResourceApplyAdam
+"""keras_lsvae.optimizers.Adam (every model's Adam): TF's fused ResourceApplyAdam
 must apply Keras' Adam update (variables and both moments, over several steps, also under
 Keras' LossScaleOptimizer), be what runs, and read checkpoints written with Keras' Adam."""
 

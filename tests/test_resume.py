@@ -64,41 +64,21 @@ def _train_argv(workdir, *extra):
 #: removal) inside the checkpoint save at train step KILL_SAVE_AT_STEP; it prints how many
 #: write points that save has when it survives them all (KILL_AT_WRITE=0).
 KILLED_AT_WRITE = """
-import builtins, os, shutil, sys
+import os, sys
 from keras_lsvae.training import callbacks
 from keras_lsvae.training.flags import run_from_argv
+from tests.helpers import count_write_points
 
 target, kill_at = int(os.environ["KILL_SAVE_AT_STEP"]), int(os.environ["KILL_AT_WRITE"])
-calls, active, depth = [0], [False], [0]
+calls = [0]
 
-def point():
-    if active[0] and not depth[0]:  # calls inside a counted one (rmtree's unlinks) are in it
-        calls[0] += 1
-        if calls[0] == kill_at:
-            sys.stdout.flush()
-            os._exit(86)
+def kill_point():  # os._exit: no clean-up runs, as under SIGKILL
+    calls[0] += 1
+    if calls[0] == kill_at:
+        sys.stdout.flush()
+        os._exit(86)
 
-def counted(function):
-    def wrapper(*args, **kwargs):
-        point()
-        depth[0] += 1
-        try:
-            return function(*args, **kwargs)
-        finally:
-            depth[0] -= 1
-    return wrapper
-
-for name in ("replace", "rename", "fsync", "remove", "unlink", "rmdir", "mkdir"):
-    setattr(os, name, counted(getattr(os, name)))
-shutil.rmtree = counted(shutil.rmtree)
-_open = builtins.open
-
-def open_for_writing(file, mode="r", *args, **kwargs):
-    if any(c in mode for c in "wax+"):
-        point()
-    return _open(file, mode, *args, **kwargs)
-
-builtins.open = open_for_writing
+active = count_write_points(setattr, kill_point)
 save = callbacks.Checkpointer.save
 
 def counted_save(self, *args, **kwargs):
@@ -252,7 +232,7 @@ def test_every_write_point_of_a_checkpoint_save_leaves_a_complete_checkpoint(tmp
         shutil.copytree(checkpoints, copy / "checkpoints", symlinks=True)
         snapshots.append(copy)
 
-    active = count_write_points(monkeypatch, snapshot)
+    active = count_write_points(monkeypatch.setattr, snapshot)
     save = callbacks.Checkpointer.save
 
     def recorded_save(self, model, *args, **kwargs):

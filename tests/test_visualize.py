@@ -218,7 +218,7 @@ def test_csvae_run_draws_paper_b_figures_with_their_layouts(csvae_run, tmp_path)
         k = np.flatnonzero((points[:, 0] == xs[c]) & (points[:, 1] == ys[num_steps - 1 - r]))
         # 2/255: the PNG's 8-bit quantisation (up to 1/255 through matplotlib's 256-entry gray
         # lookup table) plus float differences between decoding the figure's batch and this one
-        # point (1 pixel of 64 reached 1.5/255 + 4e-6 after issue 12's data-order change).
+        # point (1 pixel of 64 reached 1.5/255 + 4e-6 after the data-order change).
         np.testing.assert_allclose(_tile(grid_path(paths["fig3_w_grid_3"]), r, c),
                                    np.clip(decoded[k[0], ..., 0], 0, 1), atol=2 / 255)
 

@@ -1,6 +1,6 @@
 """Quality benchmarks of Lr-LiVAE (paper A) on the offline data sets.
 
-``lrlivae_digits`` (issue targets in brackets), on the digits test split:
+``lrlivae_digits`` (targets in brackets), on the digits test split:
   * zs_accuracy: argmax of ``predict_labels`` (q(c|z_s), Eq. 8) [>= 0.97];
   * zu_leakage: fresh linear, 15-NN and MLP classifiers trained on frozen z_u (posterior mean)
     of the train split, test accuracy vs chance 0.1; ``zu_leakage_accuracy`` is the highest of
@@ -140,7 +140,7 @@ def lrlivae_digits_seeds(out_dir, seed=0, epochs=None, num_seeds=3, classifier_e
 SUMMARY_KEYS = ("recon_mse", "diversity_generated", "fid_vs_test",
                 "zu_leakage_accuracy_posterior_samples", "train_seconds")
 
-#: Issue 8's targets on the test split of mnist_dev.npz (real 28x28 MNIST shown at 32x32).
+#: The MNIST targets on the test split of mnist_dev.npz (real 28x28 MNIST shown at 32x32).
 MNIST_TARGETS = {"zs_accuracy": (">=", 0.98), "zu_leakage_accuracy": ("<=", 0.20),
                  "conditional_accuracy": (">=", 0.95), "swap_consistency": (">=", 0.95),
                  "recon_mse": ("<=", 0.025)}

@@ -569,7 +569,7 @@ class LabelSplitModel(SavesSeedStates, keras.Model):
         the discriminators and classifiers), so two passes give the values of one pass over
         both, and a loss that reads the fakes' outputs alone (the generator's) goes back
         through the fakes' pass alone: the network's input gradients skip the real rows
-        (issue 12: a third of D's for Lr-LiVAE, half for cGAN). ``real`` and ``fake`` are the
+        (a third of D's for Lr-LiVAE, half for cGAN). ``real`` and ``fake`` are the
         network's inputs (a tensor or a list of tensors); ``one_pass`` (spectral norm, whose
         every training call runs a power iteration and rescales the kernel) concatenates them
         into one pass instead."""

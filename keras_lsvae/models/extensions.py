@@ -118,8 +118,8 @@ class Extension:
 
 class WeightedTerm(Extension):
     """An extension that adds one loss term at ``weight`` (> 0): ``LOG_KEYS[0]`` is its
-    name, :meth:`value` computes it from the site's values, :meth:`objective` says whose
-    objective it enters."""
+    name, the subclass's ``value(model, site)`` computes it from the site's values,
+    :meth:`objective` says whose objective it enters."""
 
     PARAMS = {"weight": 1.0}
 
@@ -129,9 +129,6 @@ class WeightedTerm(Extension):
 
     def objective(self, site):
         return site["objective"]
-
-    def value(self, model, site):
-        raise NotImplementedError
 
     def add_terms(self, model, terms, site):
         terms.add(self.LOG_KEYS[0], self.value(model, site), {self.objective(site): self.weight})
